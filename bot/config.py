@@ -1,0 +1,179 @@
+"""Settings, read from the environment and ``.env`` (pydantic-settings).
+
+``load_settings`` turns every validation problem into one line naming the variable,
+without echoing the value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as _SourceError
+
+from bot.catalog import UnknownModel, get_model
+
+ProviderName = Literal["apixo", "aivideoapi", "pixazo", "sandbox"]
+
+
+class SettingsError(Exception):
+    """One or more settings are missing or malformed; ``problems`` has one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _http_url(value: str | None, *, name: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http:// or https:// URL, like https://{name}.example.com")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    discord_token: SecretStr | None = None
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str | None = None
+    dev_guild_id: int | None = Field(default=None, gt=0)
+
+    provider: ProviderName = "sandbox"
+    model: str = "sora-2"
+
+    apixo_api_key: SecretStr | None = None
+    apixo_base_url: str = "https://api.apixo.ai/api/v1"
+    aivideoapi_api_key: SecretStr | None = None
+    aivideoapi_base_url: str = "https://api.aivideoapi.ai"
+    pixazo_api_key: SecretStr | None = None
+    pixazo_base_url: str = "https://gateway.pixazo.ai"
+
+    public_base_url: str | None = None
+    default_quota_seconds: int = Field(default=120, ge=0)
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = Field(default=8080, ge=0, le=65535)
+    database_path: Path = Path("data/bot.sqlite3")
+    poll_first_s: float | None = Field(default=None, gt=0)
+    poll_interval_s: float | None = Field(default=None, gt=0)
+
+    # Beyond the contract: tuning with safe defaults.
+    sandbox_delay_s: float = Field(default=3.0, ge=0)
+    # MODEL_PRICES: provider/model=dollars per second, comma separated.
+    model_prices: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    job_timeout_s: float = Field(default=30 * 60, gt=0)
+    max_video_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator(
+        "discord_api_base_url",
+        "discord_gateway_url",
+        "apixo_base_url",
+        "aivideoapi_base_url",
+        "pixazo_base_url",
+        "public_base_url",
+    )
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(("ws://", "wss://")):
+            return value.rstrip("/")
+        return _http_url(value, name="host")
+
+    @field_validator("provider", "log_level", mode="before")
+    @classmethod
+    def _lower_provider(cls, value: object, info: object) -> object:
+        if isinstance(value, str):
+            field = getattr(info, "field_name", "")
+            return value.strip().upper() if field == "log_level" else value.strip().lower()
+        return value
+
+    @field_validator("model_prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        prices: dict[str, float] = {}
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            key, sep, price = item.partition("=")
+            if not sep or "/" not in key:
+                raise ValueError("write it as provider/model=price, e.g. pixazo/sora-2-pro=0.30")
+            try:
+                prices[key.strip()] = float(price)
+            except ValueError:
+                raise ValueError(f"the price for {key.strip()} is not a number") from None
+        return prices
+
+    @model_validator(mode="after")
+    def _check_model_and_key(self) -> Settings:
+        try:
+            get_model(self.provider, self.model)
+        except UnknownModel as exc:
+            raise ValueError(f"MODEL: {exc}") from None
+        if self.provider != "sandbox" and self.api_key(self.provider) is None:
+            raise ValueError(f"{self.provider.upper()}_API_KEY: required when PROVIDER={self.provider}")
+        return self
+
+    def api_key(self, provider: str) -> str | None:
+        secret: SecretStr | None = getattr(self, f"{provider}_api_key", None)
+        return secret.get_secret_value() if secret is not None else None
+
+    def base_url(self, provider: str) -> str:
+        return str(getattr(self, f"{provider}_base_url"))
+
+    def callback_base(self) -> str | None:
+        return self.public_base_url
+
+
+_SECRET_FIELDS = {"discord_token", "apixo_api_key", "aivideoapi_api_key", "pixazo_api_key"}
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per problem: VARIABLE: what is wrong (never the value itself)."""
+    lines: list[str] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
+        msg = str(err.get("msg", "is invalid"))
+        msg = msg.removeprefix("Value error, ")
+        if not loc:
+            lines.append(msg)
+            continue
+        var = loc[0].upper()
+        if loc[0] in _SECRET_FIELDS:
+            msg = "is malformed"
+        lines.append(f"{var}: {_plain(msg)}")
+    return lines
+
+
+def _plain(msg: str) -> str:
+    replacements = {
+        "Input should be a valid integer": "must be a whole number",
+        "Input should be a valid number": "must be a number",
+        "Input should be ": "must be ",
+        "Input is not a valid integer": "must be a whole number",
+    }
+    for old, new in replacements.items():
+        if msg.startswith(old):
+            return new + msg[len(old):]
+    return msg[:1].lower() + msg[1:]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise SettingsError with one line per problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+    except _SourceError as exc:  # a value pydantic-settings could not even decode
+        field = str(exc).split('"')[1] if '"' in str(exc) else "a setting"
+        raise SettingsError([f"{field.upper()}: could not be read"]) from None

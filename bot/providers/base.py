@@ -1,0 +1,106 @@
+"""The provider contract: one request model in, one normalized status out."""
+
+from __future__ import annotations
+
+import abc
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.catalog import Mode, ModelSpec, Orientation
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+class SourceImage(BaseModel):
+    """An image already checked and fitted to the model's image rules."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data: bytes = Field(repr=False)
+    mime: str  # image/jpeg, image/png or image/webp
+    width: int
+    height: int
+    # A URL the provider can fetch it from; None when only a data URI will do.
+    url: str | None = None
+
+    def data_uri(self) -> str:
+        import base64
+
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+class GenerationRequest(BaseModel):
+    """What a member asked for, validated against the catalog."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str
+    duration: int
+    orientation: Orientation = Orientation.LANDSCAPE
+    image: SourceImage | None = None
+
+    @property
+    def mode(self) -> Mode:
+        return Mode.IMAGE if self.image is not None else Mode.TEXT
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED)
+
+
+class TaskStatus(BaseModel):
+    """A provider task's status, the same whatever the provider."""
+
+    task_id: str
+    state: TaskState
+    progress: float | None = None  # 0.0-1.0 when the provider says
+    video_urls: list[str] = Field(default_factory=list)
+    error_code: str | None = None
+    # A sentence a chat member can read; set when state is FAILED.
+    error_message: str | None = None
+
+
+class VideoProvider(abc.ABC):
+    """One adapter per provider API. All adapters share one aiohttp ClientSession."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def submit(
+        self, spec: ModelSpec, request: GenerationRequest, callback_url: str | None = None
+    ) -> str:
+        """Create a task and return its provider task id.
+
+        Raises a ProviderError; SubmitUncertain when the task may exist anyway.
+        """
+
+    @abc.abstractmethod
+    async def status(self, spec: ModelSpec, task_id: str) -> TaskStatus:
+        """Ask the provider for a task's status (retrying transient failures)."""
+
+    @abc.abstractmethod
+    def parse_callback(self, body: bytes) -> str | None:
+        """The task id a callback body names, or None. Only a hint: never trusted."""
+
+    @abc.abstractmethod
+    async def check_key(self) -> None:
+        """Make one cheap authenticated call; raise AuthenticationFailed on a bad key."""
+
+    async def download(
+        self, session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int
+    ) -> int:
+        """Stream a result to ``dest``; return its size. Overridden by the sandbox."""
+        from bot.download import download_to_file
+
+        return await download_to_file(session, url, dest, max_bytes)
