@@ -1,0 +1,137 @@
+"""Media helpers for the provider emulators: a tiny MP4 maker and a loopback-only image
+loader/checker (Pillow). Re-exported by ``common``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import io
+from fractions import Fraction
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import aiohttp
+from PIL import Image
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+
+
+def is_loopback_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and host in LOOPBACK_HOSTS
+
+
+def is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def is_int(value: Any) -> bool:
+    """True for real integers (JSON numbers without a fraction), never for bools or strings."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@functools.lru_cache(maxsize=64)
+def make_mp4(seconds: float = 1.0, width: int = 320, height: int = 180, fps: int = 4) -> bytes:
+    """A small real H.264/yuv420p MP4 (a few flat-colour frames), cached per arguments."""
+    import av
+
+    width, height = max(2, width - width % 2), max(2, height - height % 2)
+    frames = max(2, round(seconds * fps))
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for i in range(frames):
+            shade = (40 + 200 * i // frames, 90, 160)
+            frame = av.VideoFrame.from_image(Image.new("RGB", (width, height), shade))  # type: ignore[no-untyped-call,unused-ignore]
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def small_dims(width: int, height: int, long_side: int = 320) -> tuple[int, int]:
+    """Scale (width, height) down so the long side is ``long_side``; even numbers."""
+    scale = long_side / max(width, height)
+    w, h = round(width * scale), round(height * scale)
+    return max(2, w - w % 2), max(2, h - h % 2)
+
+
+class ImageInfo(NamedTuple):
+    format: str
+    width: int
+    height: int
+
+
+class ImageProblem(Exception):
+    """Why an image was refused; ``reason`` is one of bad_url, not_loopback, unreachable,
+    too_large, undecodable, bad_format."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def decode_image(data: bytes) -> ImageInfo:
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageProblem("too_large", f"image is {len(data)} bytes; the limit is 10 MB")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, (width, height) = img.format or "", img.size
+            img.load()
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise ImageProblem("undecodable", f"image does not decode: {exc}") from None
+    if fmt not in IMAGE_FORMATS:
+        raise ImageProblem("bad_format", f"image format {fmt} is not JPEG, PNG or WebP")
+    return ImageInfo(fmt, width, height)
+
+
+async def load_image(
+    session: aiohttp.ClientSession, ref: str, *, allow_data_uri: bool = False
+) -> ImageInfo:
+    """Fetch a loopback http(s) image URL (or decode a data:image/...;base64 URI) and check
+    it with Pillow. Raises ImageProblem."""
+    if not isinstance(ref, str):
+        raise ImageProblem("bad_url", "image reference must be a string")
+    if ref.startswith("data:"):
+        header, sep, payload = ref.partition(",")
+        if not (allow_data_uri and sep and header.startswith("data:image/")):
+            raise ImageProblem("bad_url", "data URIs are not accepted here")
+        if not header.endswith(";base64"):
+            raise ImageProblem("bad_url", "data URI must be base64 encoded")
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ImageProblem("undecodable", "data URI is not valid base64") from None
+        return decode_image(data)
+    if not is_http_url(ref):
+        raise ImageProblem("bad_url", "image must be an http(s) URL")
+    if not is_loopback_url(ref):
+        raise ImageProblem("not_loopback", "emulator refuses to fetch non-loopback URLs")
+    chunks, total = [], 0
+    try:
+        async with session.get(ref, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            if resp.status != 200:
+                raise ImageProblem("unreachable", f"image URL answered HTTP {resp.status}")
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > MAX_IMAGE_BYTES:
+                    raise ImageProblem("too_large", "image is larger than 10 MB")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ImageProblem("unreachable", f"cannot fetch image: {exc!r}") from None
+    return decode_image(b"".join(chunks))
