@@ -121,7 +121,8 @@ class Settings(BaseSettings):
         except UnknownModel as exc:
             raise ValueError(f"MODEL: {exc}") from None
         if self.provider != "sandbox" and self.api_key(self.provider) is None:
-            raise ValueError(f"{self.provider.upper()}_API_KEY: required when PROVIDER={self.provider}")
+            name = self.provider.upper()
+            raise ValueError(f"{name}_API_KEY: required when PROVIDER={self.provider}")
         return self
 
     def api_key(self, provider: str) -> str | None:
@@ -157,6 +158,9 @@ def describe_errors(exc: ValidationError) -> list[str]:
 
 def _plain(msg: str) -> str:
     replacements = {
+        "Input should be a valid integer, unable to parse string as an integer": (
+            "must be a whole number"
+        ),
         "Input should be a valid integer": "must be a whole number",
         "Input should be a valid number": "must be a number",
         "Input should be ": "must be ",

@@ -1,0 +1,73 @@
+"""Command line: ``python -m bot`` [run | generate ... | check]."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bot.config import SettingsError, load_settings
+from bot.logs import setup_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="AI video Discord bot")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the Discord bot (the default)")
+    gen = sub.add_parser("generate", help="make one video without Discord")
+    gen.add_argument("--prompt", required=True, help="what the video should show")
+    gen.add_argument("--image", type=Path, help="a JPEG, PNG or WebP to animate")
+    gen.add_argument("--provider", help="apixo, aivideoapi, pixazo or sandbox")
+    gen.add_argument("--model", help="a model id from the catalog, e.g. sora-2")
+    gen.add_argument("--duration", type=int, help="seconds of video, e.g. 4, 8 or 12")
+    gen.add_argument("--orientation", help="landscape or portrait")
+    gen.add_argument("--out", type=Path, required=True, help="where to write the MP4")
+    sub.add_parser("check", help="check the settings and each configured provider key")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    if command == "check":
+        from bot.check import check
+
+        return check()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    secrets = [
+        s for s in (settings.api_key(p) for p in ("apixo", "aivideoapi", "pixazo")) if s
+    ]
+    if settings.discord_token is not None:
+        secrets.append(settings.discord_token.get_secret_value())
+    if command == "generate":
+        from bot.generate import GenerateArgs, generate
+
+        setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, secrets)
+        return generate(
+            GenerateArgs(
+                prompt=args.prompt,
+                out=args.out,
+                image=args.image,
+                provider=args.provider.lower() if args.provider else None,
+                model=args.model,
+                duration=args.duration,
+                orientation=args.orientation,
+            ),
+            settings,
+        )
+    setup_logging(settings.log_level, secrets)
+    if settings.discord_token is None:
+        print("error: DISCORD_TOKEN: required to run the bot (see .env.example)", file=sys.stderr)
+        return 2
+    from bot.app import run_bot
+
+    return run_bot(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

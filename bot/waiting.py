@@ -1,0 +1,108 @@
+"""Waiting for a provider task: polls on the provider's schedule, woken early by callbacks.
+
+A callback is only a hint: it wakes the waiter, which then asks the provider's status
+endpoint and trusts that answer alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.catalog import ModelSpec
+from bot.providers.base import TaskStatus, VideoProvider
+from bot.providers.errors import ProviderDown, RateLimited, TimedOut
+
+log = logging.getLogger(__name__)
+
+# With callbacks on, the poll is only a safety net for lost callbacks.
+SAFETY_NET_INTERVAL_S = 30.0
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    first_s: float
+    interval_s: float
+    timeout_s: float
+    # The least time between two status checks, however many callbacks arrive.
+    min_gap_s: float = 1.0
+
+    @classmethod
+    def for_job(
+        cls,
+        spec: ModelSpec,
+        duration: int,
+        *,
+        timeout_s: float,
+        first_s: float | None = None,
+        interval_s: float | None = None,
+        callbacks: bool = False,
+    ) -> PollSchedule:
+        """The provider's advice, unless POLL_FIRST_S / POLL_INTERVAL_S say otherwise."""
+        first = first_s if first_s is not None else spec.first_poll_after(duration)
+        interval = interval_s if interval_s is not None else spec.poll_interval_s
+        if callbacks and interval_s is None:
+            interval = max(interval, SAFETY_NET_INTERVAL_S)
+        return cls(first, interval, timeout_s, min_gap_s=min(1.0, interval))
+
+
+StatusHook = Callable[[TaskStatus, float], Awaitable[None]]
+
+
+async def wait_for_task(
+    provider: VideoProvider,
+    spec: ModelSpec,
+    task_id: str,
+    schedule: PollSchedule,
+    *,
+    wake: asyncio.Event | None = None,
+    on_status: StatusHook | None = None,
+    started_at: float | None = None,
+) -> TaskStatus:
+    """Return the task's finished status; raise TimedOut after ``schedule.timeout_s``.
+
+    ``started_at`` (time.time()) lets a resumed job keep its original deadline.
+    """
+    start = started_at if started_at is not None else time.time()
+    deadline = start + schedule.timeout_s
+    next_check = max(time.time(), start + schedule.first_s)
+    last_check = 0.0
+    while True:
+        now = time.time()
+        if now >= deadline:
+            raise TimedOut("The video was not ready in time, so the bot stopped waiting.")
+        delay = max(0.0, min(next_check, deadline) - now)
+        if wake is not None:
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+                wake.clear()
+                # Many callbacks (or forged ones) never make us hammer the provider.
+                gap = last_check + schedule.min_gap_s - time.time()
+                if gap > 0:
+                    await asyncio.sleep(gap)
+            except TimeoutError:
+                pass
+        else:
+            await asyncio.sleep(delay)
+        if time.time() >= deadline:
+            continue
+        last_check = time.time()
+        try:
+            status = await provider.status(spec, task_id)
+        except (RateLimited, ProviderDown, TimedOut) as exc:
+            # Transient even after the adapter's own retries: try again next round.
+            wait = schedule.interval_s
+            if isinstance(exc, RateLimited) and exc.retry_after:
+                wait = max(wait, exc.retry_after)
+            log.warning("status check for task %s failed (%s); retrying in %.0f s",
+                        task_id, exc.code, wait)
+            next_check = time.time() + wait
+            continue
+        if on_status is not None:
+            await on_status(status, time.time() - start)
+        if status.state.finished:
+            return status
+        next_check = time.time() + schedule.interval_s
