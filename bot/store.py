@@ -537,6 +537,14 @@ class Store:
         return QuotaSettings(seconds=row["seconds"], period=row["period"],
                              member_seconds=row["member_seconds"], concurrent=row["concurrent"])
 
+    async def has_quota(self, guild_id: int) -> bool:
+        """Whether a moderator has set this guild's quota (else the default applies)."""
+        async with self._tx(write=False) as db:
+            row = await self._one(
+                db, "SELECT 1 AS x FROM guild_quota WHERE guild_id = ?", (guild_id,)
+            )
+        return row is not None
+
     async def set_quota(
         self, guild_id: int, settings: QuotaSettings, by_user: int | None, now: float | None = None
     ) -> None:

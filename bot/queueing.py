@@ -1,0 +1,54 @@
+"""A first-come queue per provider model, bounded by the catalog's concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+
+class ProviderQueue:
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._active: set[str] = set()
+        self._waiting: OrderedDict[str, asyncio.Future[None]] = OrderedDict()
+
+    def position(self, job_id: str) -> int | None:
+        """1 for the next job to go, None when the job is not waiting."""
+        for index, key in enumerate(self._waiting, start=1):
+            if key == job_id:
+                return index
+        return None
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def occupy(self, job_id: str) -> None:
+        """Count a job that is already at the provider (resumed after a restart)."""
+        self._active.add(job_id)
+
+    async def acquire(self, job_id: str) -> None:
+        if job_id in self._active:
+            return
+        if len(self._active) < self.limit and not self._waiting:
+            self._active.add(job_id)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[job_id] = future
+        try:
+            await future
+        except asyncio.CancelledError:
+            if self._waiting.pop(job_id, None) is None and future.done():
+                # The slot was handed to us just as we were cancelled: pass it on.
+                self.release(job_id)
+            raise
+
+    def release(self, job_id: str) -> None:
+        self._active.discard(job_id)
+        self._waiting.pop(job_id, None)
+        while self._waiting and len(self._active) < self.limit:
+            next_id, future = self._waiting.popitem(last=False)
+            if future.done():
+                continue
+            self._active.add(next_id)
+            future.set_result(None)

@@ -1,0 +1,96 @@
+"""A bot process killed with SIGKILL at every point of a job's life, then restarted:
+nothing lost, nothing posted twice, no second task, the ledger balances."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.store import Store
+from tests.fakes.apixo import FakeApixo
+from tests.jobs.crash_harness import CRASH_POINTS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run_harness(tmp_path: Path, fake: FakeApixo, *extra: str) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.jobs.crash_harness",
+        "--db", str(tmp_path / "bot.sqlite3"), "--work", str(tmp_path / "work"),
+        "--posts", str(tmp_path / "posts.jsonl"), "--base-url", fake.api_base,
+        "--key", fake.api_key, *extra, cwd=ROOT,
+    )
+    return await asyncio.wait_for(proc.wait(), timeout=60)
+
+
+def posts(tmp_path: Path) -> list[dict[str, object]]:
+    path = tmp_path / "posts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# Where the bot cannot know whether the provider got the request, it fails and refunds
+# (never re-sends); everywhere else the video is delivered exactly once.
+EXPECTED = {
+    "reserved": "delivered",
+    "submitting": "failed",
+    "sent-unrecorded": "failed",
+    "submitted": "delivered",
+    "succeeded": "delivered",
+    "posted-unrecorded": "delivered",
+    "delivered": "delivered",
+}
+
+
+@pytest.mark.parametrize("point", sorted(CRASH_POINTS))
+async def test_sigkill_then_restart(tmp_path: Path, point: str) -> None:
+    async with FakeApixo(queue_s=0.1, task_s=0.4) as fake:
+        code = await run_harness(tmp_path, fake, "--request", "--crash-at", point)
+        assert code == -signal.SIGKILL
+        assert await run_harness(tmp_path, fake) == 0
+        # A third start finds nothing left to do and changes nothing.
+        assert await run_harness(tmp_path, fake) == 0
+
+        store = await Store.open(tmp_path / "bot.sqlite3")
+        try:
+            (job,) = await store.jobs_for(1, None, limit=5)
+            assert job.state.value == EXPECTED[point], job.error_message
+            assert fake.submits_accepted <= 1
+            assert len(fake.requests_to("POST", "/api/v1/generateTask")) <= 1
+            delivered = [p for p in posts(tmp_path) if p["job"] == job.id]
+            if EXPECTED[point] == "delivered":
+                assert len(delivered) == 1 and job.message_id == delivered[0]["message"]
+                assert await store.ledger_balance(job.id) == job.seconds
+                assert job.charge.value == "committed"
+            else:
+                assert delivered == []
+                assert await store.ledger_balance(job.id) == 0
+                assert job.charge.value == "refunded"
+                assert job.error_code == "submit_uncertain"
+            assert await store.unfinished_jobs() == []
+        finally:
+            await store.close()
+
+
+async def test_early_callback_lets_a_restart_adopt_the_task(tmp_path: Path) -> None:
+    """Killed after the create reached the provider but before the task id was saved:
+    the provider's early callback named the task, so the restart adopts it."""
+    async with FakeApixo(queue_s=0.1, task_s=0.4) as fake:
+        fake.callback_mode = "early"
+        code = await run_harness(
+            tmp_path, fake, "--request", "--callbacks", "--crash-at", "sent-unrecorded"
+        )
+        assert code == -signal.SIGKILL
+        assert await run_harness(tmp_path, fake, "--callbacks") == 0
+        store = await Store.open(tmp_path / "bot.sqlite3")
+        try:
+            (job,) = await store.jobs_for(1, None, limit=5)
+            assert job.state.value == "delivered"
+            assert fake.submits_accepted == 1
+            assert len(posts(tmp_path)) == 1
+        finally:
+            await store.close()
