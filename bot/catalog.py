@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +37,7 @@ class ImageRules(BaseModel):
     # When set, the image must be exactly one of these (width, height) sizes.
     exact_sizes: tuple[tuple[int, int], ...] | None = None
     # "url": the provider fetches the image from a URL; "data_uri": it is inlined.
-    transport: str = "url"
+    transport: Literal["url", "data_uri"] = "url"
 
 
 class ModelSpec(BaseModel):
@@ -192,6 +192,7 @@ MODELS: tuple[ModelSpec, ...] = (
         api_model="sandbox-test-card",
         label="Sandbox test card (free, made locally)",
         prompt_max=10_000,
+        image=ImageRules(transport="data_uri"),  # it fetches nothing
         price_per_second=0.0,
         max_concurrent=4,
         poll_first_s={4: 1.0, 8: 1.0, 12: 1.0},
@@ -210,7 +211,7 @@ class UnknownModel(LookupError):
     def __init__(self, provider: str, model: str) -> None:
         offered = ", ".join(m.id for m in models_for(provider)) or "none"
         super().__init__(
-            f"model '{model}' is not offered by provider {provider} (offered: {offered})"
+            f"model '{model}' is not offered by provider {provider}; offered: {offered}"
         )
 
 

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
-from bot.catalog import UnknownModel, get_model
+from bot.catalog import UnknownModel, get_model, models_for
 
 ProviderName = Literal["apixo", "aivideoapi", "pixazo", "sandbox"]
 
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     dev_guild_id: int | None = Field(default=None, gt=0)
 
     provider: ProviderName = "sandbox"
-    model: str = "sora-2"
+    model: str = ""  # empty: the provider's first catalog model
 
     apixo_api_key: SecretStr | None = None
     apixo_base_url: str = "https://api.apixo.ai/api/v1"
@@ -116,13 +116,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_model_and_key(self) -> Settings:
+        problems: list[str] = []
+        if not self.model:  # unset: the provider's first catalog model
+            offered = models_for(self.provider)
+            self.model = offered[0].id if offered else "sora-2"
         try:
             get_model(self.provider, self.model)
         except UnknownModel as exc:
-            raise ValueError(f"MODEL: {exc}") from None
+            problems.append(f"MODEL: {exc}")
         if self.provider != "sandbox" and self.api_key(self.provider) is None:
             name = self.provider.upper()
-            raise ValueError(f"{name}_API_KEY: required when PROVIDER={self.provider}")
+            problems.append(f"{name}_API_KEY: required when PROVIDER={self.provider}")
+        if problems:
+            raise ValueError(" | ".join(problems))
         return self
 
     def api_key(self, provider: str) -> str | None:
@@ -147,7 +153,7 @@ def describe_errors(exc: ValidationError) -> list[str]:
         msg = str(err.get("msg", "is invalid"))
         msg = msg.removeprefix("Value error, ")
         if not loc:
-            lines.append(msg)
+            lines.extend(msg.split(" | "))
             continue
         var = loc[0].upper()
         if loc[0] in _SECRET_FIELDS:

@@ -90,8 +90,13 @@ def build_request(args: GenerateArgs, spec: ModelSpec) -> GenerationRequest:
         orientation=orientation or Orientation.LANDSCAPE,
         image=image,
     )
+    checked = request
+    if image is not None and spec.image.transport == "url":
+        # The real URL comes from the webhook server later; everything else is checked now.
+        placeholder = image.model_copy(update={"url": "https://placeholder.invalid/image"})
+        checked = request.model_copy(update={"image": placeholder})
     try:
-        validate_request(spec, request)
+        validate_request(spec, checked)
     except ProviderError as exc:
         raise BadInput(exc.user_message) from None
     return request

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from bot.catalog import Orientation
+from bot.media.testcard import make_test_card
+from bot.media.video import (
+    VideoProblem,
+    _target_size,
+    probe_mp4,
+    probe_mp4_async,
+    shrink_to_fit,
+    shrink_to_fit_async,
+)
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_probe_of_a_real_mp4(card_mp4: Path) -> None:
+    info = probe_mp4(card_mp4)
+    assert info.duration_s == pytest.approx(4.0, abs=0.1)
+    assert (info.width, info.height) == (640, 360)
+    assert info.video_codec == "h264"
+    assert info.has_audio
+    assert info.size_bytes == card_mp4.stat().st_size
+
+
+async def test_probe_async(card_mp4: Path) -> None:
+    assert (await probe_mp4_async(card_mp4)).video_codec == "h264"
+
+
+def test_html_page_saved_as_mp4_is_refused(tmp_path: Path) -> None:
+    page = tmp_path / "video.mp4"
+    page.write_text("<!DOCTYPE html><html><body>403 Forbidden: signature expired</body></html>")
+    with pytest.raises(VideoProblem) as err:
+        probe_mp4(page)
+    assert err.value.user_message == "The provider's file is not a playable MP4 video."
+    assert "HTML" in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"hi", b"\x00" * 5000])
+def test_empty_or_junk_files_are_refused(tmp_path: Path, content: bytes) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(content)
+    with pytest.raises(VideoProblem):
+        probe_mp4(junk)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(VideoProblem, match="missing"):
+        probe_mp4(tmp_path / "nope.mp4")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.02])
+def test_truncated_mp4_is_refused(tmp_path: Path, card_mp4: Path, keep: float) -> None:
+    data = card_mp4.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(VideoProblem, match="incomplete"):
+        probe_mp4(cut)
+
+
+def test_other_container_is_refused(tmp_path: Path) -> None:
+    mkv = tmp_path / "clip.mp4"  # a Matroska file wearing an .mp4 name
+    with av.open(str(mkv), "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        frame = av.VideoFrame(64, 64, "yuv420p")
+        frame.pts = 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with pytest.raises(VideoProblem, match="not a playable MP4"):
+        probe_mp4(mkv)
+
+
+def test_shrink_noise_video_under_the_cap(tmp_path: Path, noise_mp4: Path) -> None:
+    original = probe_mp4(noise_mp4)
+    cap = 400_000
+    assert original.size_bytes > 3 * cap
+    out = tmp_path / "small.mp4"
+    info = shrink_to_fit(noise_mp4, out, cap)
+    assert out.stat().st_size == info.size_bytes <= cap
+    assert info.video_codec == "h264" and info.has_audio
+    assert info.duration_s == pytest.approx(original.duration_s, abs=0.25)
+    assert count_frames(out) == count_frames(noise_mp4)
+    assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
+
+
+async def test_shrink_a_test_card_to_a_smaller_cap(tmp_path: Path) -> None:
+    card = tmp_path / "card.mp4"
+    make_test_card(
+        card,
+        prompt="shrink me",
+        duration_s=8,
+        orientation=Orientation.LANDSCAPE,
+        size=(1280, 720),
+        audio=True,
+    )
+    cap = 120_000
+    assert card.stat().st_size > cap
+    out = tmp_path / "card-small.mp4"
+    info = await shrink_to_fit_async(card, out, cap)
+    assert info.size_bytes <= cap and info.has_audio
+    assert count_frames(out) == 8 * 12
+
+
+def test_shrink_to_a_tight_cap(tmp_path: Path, noise_mp4: Path) -> None:
+    out = tmp_path / "tiny.mp4"
+    info = shrink_to_fit(noise_mp4, out, 60_000)
+    assert info.size_bytes <= 60_000
+    assert count_frames(out) == 48
+
+
+def test_downscaling_keeps_the_aspect_and_even_sizes() -> None:
+    # 1280x720 at 30 fps with 500 kbit/s is too few bits per pixel: scale down.
+    width, height = _target_size(1280, 720, 30.0, 500_000)
+    assert width < 1280 and width % 2 == 0 and height % 2 == 0
+    assert width / height == pytest.approx(16 / 9, rel=0.02)
+    # Plenty of bits: never upscaled, never changed.
+    assert _target_size(1280, 720, 30.0, 8_000_000) == (1280, 720)
+    # Starved: not below the floor of 144 px on the short side.
+    assert min(_target_size(1280, 720, 30.0, 1_000)) >= 144
+
+
+def test_shrink_refuses_an_impossible_cap(tmp_path: Path, noise_mp4: Path) -> None:
+    out = tmp_path / "never.mp4"
+    with pytest.raises(VideoProblem, match="too large to post"):
+        shrink_to_fit(noise_mp4, out, 10_000)
+    assert not out.exists() and list(tmp_path.iterdir()) == []

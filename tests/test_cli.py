@@ -1,0 +1,180 @@
+"""``python -m bot generate`` and ``check`` as a user runs them, against the emulators."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import av
+import pytest
+from PIL import Image
+
+from tests.fakes.aivideoapi import FakeAivideoapi
+from tests.fakes.apixo import FakeApixo
+from tests.fakes.common import FakeProvider
+from tests.fakes.pixazo import FakePixazo
+
+PROVIDERS = {"apixo": FakeApixo, "aivideoapi": FakeAivideoapi, "pixazo": FakePixazo}
+MODELS = {"apixo": "sora-2", "aivideoapi": "sora-2", "pixazo": "sora-2-pro"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    for name in ("PROVIDER", "MODEL", "PUBLIC_BASE_URL", "DISCORD_TOKEN", "POLL_FIRST_S",
+                 "POLL_INTERVAL_S", "WEBHOOK_PORT", "WEBHOOK_HOST"):
+        env.pop(name, None)
+    env.update(DATABASE_PATH=str(tmp_path / "data" / "bot.sqlite3"), POLL_FIRST_S="0.1",
+               POLL_INTERVAL_S="0.2", SANDBOX_DELAY_S="0.5")
+    env.update(extra)
+    return env
+
+
+def provider_env(name: str, fake: FakeProvider) -> dict[str, str]:
+    base = fake.api_base if isinstance(fake, FakeApixo) else fake.base_url
+    return {"PROVIDER": name, "MODEL": MODELS[name], f"{name.upper()}_API_KEY": fake.api_key,
+            f"{name.upper()}_BASE_URL": base}
+
+
+async def run(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def assert_mp4(path: Path, seconds: float) -> None:
+    with av.open(str(path)) as container:
+        assert container.streams.video, "no video stream"
+        frames = sum(1 for _ in container.decode(video=0))
+        assert frames > 0
+        assert abs(float(container.duration or 0) / 1e6 - seconds) < 0.6
+
+
+async def test_sandbox_generate_writes_a_decodable_mp4(tmp_path: Path) -> None:
+    code, out, err = await run(base_env(tmp_path), tmp_path, "generate", "--prompt",
+                               "a red fox in snow", "--duration", "4", "--out", "fox.mp4")
+    assert code == 0, err
+    assert "SANDBOX" in out
+    assert_mp4(tmp_path / "fox.mp4", 4)
+    assert "succeeded" in err and "[00:0" in err  # progress: state and elapsed time
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+@pytest.mark.parametrize("callbacks", [False, True], ids=["polling", "callback"])
+async def test_generate_against_each_emulator(tmp_path: Path, name: str, callbacks: bool) -> None:
+    async with PROVIDERS[name]() as fake:
+        env = base_env(tmp_path, **provider_env(name, fake))
+        if callbacks:
+            port = free_port()
+            env.update(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", WEBHOOK_HOST="127.0.0.1",
+                       WEBHOOK_PORT=str(port), POLL_FIRST_S="60", POLL_INTERVAL_S="60")
+        code, out, err = await run(env, tmp_path, "generate", "--prompt", "a red fox in snow",
+                                   "--duration", "8", "--out", "fox.mp4")
+        assert code == 0, err
+        assert out.startswith("wrote fox.mp4") and "SANDBOX" not in out
+        assert_mp4(tmp_path / "fox.mp4", 8)
+        assert fake.submits_accepted == 1
+        if callbacks:
+            assert fake.callbacks_delivered and "callback received" in err
+
+
+@pytest.mark.parametrize("name", ["apixo", "pixazo"])
+async def test_generate_image_to_video(tmp_path: Path, name: str) -> None:
+    Image.new("RGB", (900, 600), (200, 40, 40)).save(tmp_path / "photo.png")
+    async with PROVIDERS[name]() as fake:
+        env = base_env(tmp_path, **provider_env(name, fake))
+        port = free_port()  # APIXO fetches the image by URL from the bot's own server
+        env.update(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", WEBHOOK_HOST="127.0.0.1",
+                   WEBHOOK_PORT=str(port))
+        code, _, err = await run(env, tmp_path, "generate", "--prompt", "make it move",
+                                 "--image", "photo.png", "--out", "out.mp4")
+        assert code == 0, err
+        (task,) = fake.tasks.values()
+        assert task.image_info is not None
+        if name == "pixazo":  # fitted to an exact allowed size and sent inline
+            assert (task.image_info.width, task.image_info.height) == (1280, 720)
+        assert_mp4(tmp_path / "out.mp4", 4)
+
+
+async def test_wrong_key_exits_with_one_line(tmp_path: Path) -> None:
+    async with FakeApixo() as fake:
+        env = base_env(tmp_path, **provider_env("apixo", fake))
+        env["APIXO_API_KEY"] = "wrong-key-123456"
+        code, out, err = await run(env, tmp_path, "generate", "--prompt", "fox", "--out", "x.mp4")
+        assert code == 1
+        lines = [line for line in err.splitlines() if line.startswith("error")]
+        assert lines == ["error: the APIXO API key was rejected; check APIXO_API_KEY"]
+        assert "wrong-key-123456" not in out + err
+        assert fake.submits_accepted == 0
+
+
+async def test_two_429s_then_exactly_one_task(tmp_path: Path) -> None:
+    async with FakeApixo() as fake:
+        fake.fail_submits_with_429, fake.retry_after = 2, 0.2
+        env = base_env(tmp_path, **provider_env("apixo", fake))
+        code, _, err = await run(env, tmp_path, "generate", "--prompt", "fox", "--out", "x.mp4")
+        assert code == 0, err
+        assert fake.submits_accepted == 1
+        assert len(fake.requests_to("POST", "/api/v1/generateTask")) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--prompt", "   "], "prompt"),
+        (["--prompt", "x" * 5001], "5,000"),
+        (["--prompt", "fox", "--duration", "5"], "4, 8"),
+        (["--prompt", "fox", "--orientation", "sideways"], "orientation"),
+        (["--prompt", "fox", "--image", "missing.png"], "cannot read"),
+        (["--prompt", "fox", "--image", "notes.png"], "notes.png"),
+        (["--prompt", "fox", "--model", "sora-9"], "sora-9"),
+    ],
+)
+async def test_bad_input_is_one_line_and_sends_nothing(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    (tmp_path / "notes.png").write_text("these are not pixels")
+    async with FakeAivideoapi() as fake:
+        env = base_env(tmp_path, **provider_env("aivideoapi", fake))
+        code, _, err = await run(env, tmp_path, "generate", *args, "--out", "x.mp4")
+        assert code == 2
+        assert len(err.strip().splitlines()) == 1 and needle in err, err
+        assert "Traceback" not in err
+        assert fake.requests == []
+
+
+async def test_missing_settings_are_named_without_a_traceback(tmp_path: Path) -> None:
+    env = base_env(tmp_path, PROVIDER="pixazo", WEBHOOK_PORT="eighty")
+    code, _, err = await run(env, tmp_path, "generate", "--prompt", "fox", "--out", "x.mp4")
+    assert code == 2 and "Traceback" not in err
+    assert "WEBHOOK_PORT" in err
+    code, _, err = await run(base_env(tmp_path, PROVIDER="pixazo"), tmp_path, "generate",
+                             "--prompt", "fox", "--out", "x.mp4")
+    assert code == 2 and err.strip() == "error: PIXAZO_API_KEY: required when PROVIDER=pixazo"
+    code, _, err = await run(base_env(tmp_path), tmp_path)  # the bot needs DISCORD_TOKEN
+    assert code == 2 and "DISCORD_TOKEN" in err and "Traceback" not in err
+
+
+async def test_check_reports_keys(tmp_path: Path) -> None:
+    async with FakeApixo() as good, FakePixazo() as bad:
+        env = base_env(tmp_path, **provider_env("apixo", good))
+        env.update(PIXAZO_API_KEY="not-the-key", PIXAZO_BASE_URL=bad.base_url,
+                   DISCORD_API_BASE_URL="http://127.0.0.1:9/api/v10")
+        code, out, _ = await run(env, tmp_path, "check")
+        assert code == 1
+        assert "provider apixo (PROVIDER): key accepted" in out
+        assert "provider pixazo: PIXAZO_API_KEY was rejected" in out
+        assert "DISCORD_TOKEN is not set" in out
+        assert "not-the-key" not in out
