@@ -7,7 +7,11 @@ import base64
 import binascii
 import functools
 import io
+import os
+import random
+from array import array
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -135,3 +139,36 @@ async def load_image(
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ImageProblem("unreachable", f"cannot fetch image: {exc!r}") from None
     return decode_image(b"".join(chunks))
+
+
+def write_noise_video(
+    path: Path, *, seconds: int = 4, fps: int = 12, size: tuple[int, int] = (320, 240)
+) -> None:
+    """A hard-to-compress H.264 + AAC MP4 (random pixels and hiss, near-lossless)."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "8"}
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "stereo"
+        audio.bit_rate = 192_000
+        for index in range(seconds * fps):
+            frame = av.VideoFrame.from_bytes(
+                os.urandom(width * height * 4), width, height, format="rgba"
+            ).reformat(format="yuv420p")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for start in range(0, seconds * 48000, 1024):
+            chunk = av.AudioFrame(format="fltp", layout="stereo", samples=1024)
+            for plane in chunk.planes:
+                hiss = array("f", (random.uniform(-0.3, 0.3) for _ in range(1024)))
+                plane.update(hiss.tobytes())
+            chunk.sample_rate = 48000
+            chunk.pts = start
+            chunk.time_base = Fraction(1, 48000)
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))

@@ -1,0 +1,166 @@
+"""The Discord bot: ``setup_hook`` wires the store, the HTTP session, the webhook server,
+the job service and the cogs together, and owns their shutdown."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.delivery import DiscordDelivery
+from bot.jobs import JobService
+from bot.providers import make_provider
+from bot.providers.base import VideoProvider
+from bot.status import StatusBoard
+from bot.store import Store
+from bot.webhooks import WebhookServer
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.errors", "cogs.video", "cogs.quota", "cogs.results")
+SYNC_HASH_KEY = "global_commands_hash"
+
+
+class VideoBot(commands.Bot):
+    store: Store
+    session: aiohttp.ClientSession
+    webhook: WebhookServer
+    jobs: JobService
+    status_board: StatusBoard
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        # The bot never joins voice: silence discord.py's voice-library warnings.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
+        intents = discord.Intents.none()
+        intents.guilds = True  # no privileged intents are needed
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
+        self.settings = settings
+        self._providers: dict[str, VideoProvider] = {}
+        self.ready_once = False
+
+    def provider(self, name: str) -> VideoProvider:
+        if name not in self._providers:
+            self._providers[name] = make_provider(name, self.settings, self.session)
+        return self._providers[name]
+
+    @property
+    def work_dir(self) -> Path:
+        return self.settings.database_path.parent / "work"
+
+    async def setup_hook(self) -> None:
+        from cogs import render
+        from cogs.results import result_view
+
+        self.store = await Store.open(self.settings.database_path)
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        self.webhook = WebhookServer(
+            self.settings.webhook_host,
+            self.settings.webhook_port,
+            on_callback=self._on_callback,
+            health=self._health,
+            public_base_url=self.settings.public_base_url,
+        )
+        self.status_board = StatusBoard(self, self.store, render.status_embed)
+        delivery = DiscordDelivery(
+            self, embed=render.result_embed, view=result_view, link_text=render.link_text
+        )
+        self.jobs = JobService(
+            store=self.store,
+            session=self.session,
+            settings=self.settings,
+            providers=self.provider,
+            deliver=delivery.deliver,
+            on_update=self.status_board.update,
+            webhook=self.webhook,
+            work_dir=self.work_dir,
+        )
+        await self.webhook.start()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.jobs.start()
+        await self.sync_commands()
+
+    async def _on_callback(self, provider: str, token: str, body: bytes) -> bool:
+        return await self.jobs.handle_callback(provider, token, body)
+
+    async def _health(self) -> dict[str, bool]:
+        return {
+            "database": await self.store.ping(),
+            "discord": self.is_ready() and not self.is_closed(),
+        }
+
+    def command_payload(self) -> list[dict[str, Any]]:
+        return [command.to_dict(self.tree) for command in self.tree.get_commands()]
+
+    async def sync_commands(self) -> None:
+        """Guild sync at every start with DEV_GUILD_ID; else global sync on change only."""
+        if self.settings.dev_guild_id:
+            guild = discord.Object(self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to the development guild", len(synced))
+            return
+        digest = hashlib.sha256(
+            json.dumps(self.command_payload(), sort_keys=True).encode()
+        ).hexdigest()
+        if await self.store.get_meta(SYNC_HASH_KEY) == digest:
+            log.info("command definitions unchanged: no global sync")
+            return
+        synced = await self.tree.sync()
+        await self.store.set_meta(SYNC_HASH_KEY, digest)
+        log.info("synced %d commands globally", len(synced))
+
+    async def on_ready(self) -> None:
+        if not self.ready_once:
+            self.ready_once = True
+            log.info("logged in as %s in %d server(s)", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        if hasattr(self, "jobs"):
+            await self.jobs.stop()
+        if hasattr(self, "status_board"):
+            await self.status_board.close()
+        if hasattr(self, "webhook"):
+            await self.webhook.stop()
+        await super().close()
+        if hasattr(self, "session"):
+            await self.session.close()
+        if hasattr(self, "store"):
+            await self.store.close()
+
+
+def point_discord_at(settings: Settings) -> None:
+    """Honour DISCORD_API_BASE_URL and DISCORD_GATEWAY_URL (REST proxies, local fakes)."""
+    discord.http.Route.BASE = settings.discord_api_base_url
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def run_bot(settings: Settings) -> int:
+    assert settings.discord_token is not None
+    point_discord_at(settings)
+    bot = VideoBot(settings)
+    try:
+        bot.run(settings.discord_token.get_secret_value(), log_handler=None)
+    except discord.LoginFailure:
+        print("error: DISCORD_TOKEN was rejected by Discord", flush=True)
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print("error: the bot asked for an intent the application does not have", flush=True)
+        return 2
+    return 0

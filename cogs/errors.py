@@ -1,0 +1,73 @@
+"""The one app-command error handler: expected errors become short ephemeral messages;
+the rest are logged with context and answered politely."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.intake import Refusal
+from bot.store import QuotaExceeded
+from cogs.checks import NotModerator
+from cogs.render import quota_refusal
+
+log = logging.getLogger(__name__)
+
+SORRY = "Something went wrong on the bot's side. Nothing was charged; please try again."
+
+
+def explain(error: BaseException) -> str | None:
+    """A member-readable sentence for an expected error, or None."""
+    if isinstance(error, Refusal):
+        return error.user_message
+    if isinstance(error, QuotaExceeded):
+        return quota_refusal(error)
+    if isinstance(error, NotModerator):
+        return str(error)
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works in servers only."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down: try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.TransformerError | app_commands.CheckFailure):
+        return str(error) or "You cannot use this command here."
+    return None
+
+
+async def reply(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer ephemerally, or edit the deferred response if the command already deferred."""
+    try:
+        if interaction.response.is_done():
+            await interaction.edit_original_response(content=text, embed=None, view=None)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell the member about an error (interaction %s)", interaction.id)
+
+
+class Errors(commands.Cog):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        bot.tree.error(self.on_app_command_error)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        text = explain(original)
+        if text is None:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "command /%s failed (guild %s, channel %s, user %s)",
+                command, interaction.guild_id, interaction.channel_id, interaction.user.id,
+                exc_info=original,
+            )
+            text = SORRY
+        await reply(interaction, text)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Errors(bot))

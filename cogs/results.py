@@ -1,0 +1,142 @@
+"""Buttons under a posted video that survive restarts: Retry and Delete."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.app import VideoBot
+from bot.catalog import Mode, Orientation
+from bot.intake import Refusal, check_options, prepare_image
+from bot.store import Job
+from cogs.errors import explain, reply
+from cogs.launch import check_can_post, defer, launch
+
+
+class RetryButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:retry:(?P<job>[0-9a-f]{32})"
+):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label="Retry", emoji="🔁", style=discord.ButtonStyle.secondary,
+                custom_id=f"video:retry:{job_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+        match: re.Match[str], /,
+    ) -> RetryButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await retry(interaction, self.job_id)
+        except Exception as exc:
+            await handle(interaction, exc)
+
+
+class DeleteButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:delete:(?P<job>[0-9a-f]{32})"
+):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label="Delete", emoji="🗑️", style=discord.ButtonStyle.danger,
+                custom_id=f"video:delete:{job_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+        match: re.Match[str], /,
+    ) -> DeleteButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot: VideoBot = interaction.client
+        job = await bot.store.job(self.job_id)
+        allowed = interaction.permissions.manage_messages or (
+            job is not None and job.user_id == interaction.user.id
+        )
+        if not allowed:
+            await reply(interaction, "Only the member who asked for this video, or someone "
+                                     "with Manage Messages, can delete it.")
+            return
+        if interaction.message is not None:
+            await interaction.message.delete()
+        await interaction.response.send_message("Deleted.", ephemeral=True)
+
+
+async def handle(interaction: discord.Interaction[VideoBot], exc: Exception) -> None:
+    text = explain(exc)
+    if text is None:
+        await interaction.client.tree.on_error(
+            interaction, discord.app_commands.CommandInvokeError(None, exc)  # type: ignore[arg-type]
+        )
+        return
+    await reply(interaction, text)
+
+
+async def retry(interaction: discord.Interaction[VideoBot], job_id: str) -> None:
+    """Same options as the original job, charged again to whoever clicks."""
+    bot = interaction.client
+    job = await bot.store.job(job_id)
+    if job is None:
+        raise Refusal("That video's request is no longer on record; please ask again.")
+    mode = Mode(job.mode)
+    options = check_options(
+        bot.settings, prompt=job.prompt, duration=job.duration, orientation=job.orientation,
+        model=job.model, mode=mode,
+    )
+    check_can_post(interaction)
+    await defer(interaction)
+    image = None
+    if mode is Mode.IMAGE:
+        data = await _kept_image(job)
+        image, _ = await prepare_image(data, options)
+        if options.spec.image.transport == "url" and not bot.settings.public_base_url:
+            raise Refusal("Retrying an animation needs the image again: please use /animate.")
+    await launch(interaction, options, image=image, orientation=Orientation(job.orientation))
+
+
+async def _kept_image(job: Job) -> bytes:
+    import asyncio
+
+    if not job.image_path:
+        raise Refusal("The source image is no longer kept; please use /animate again.")
+    try:
+        return await asyncio.to_thread(Path(job.image_path).read_bytes)
+    except OSError:
+        raise Refusal("The source image is no longer kept; please use /animate again.") from None
+
+
+def result_view(job: Job) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RetryButton(job.id))
+    view.add_item(DeleteButton(job.id))
+    return view
+
+
+class Results(commands.Cog):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(RetryButton, DeleteButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(RetryButton, DeleteButton)
+
+
+async def setup(bot: VideoBot) -> None:
+    await bot.add_cog(Results(bot))
