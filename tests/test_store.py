@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-import bot.store as store_module
+import bot.store.base as store_module
 from bot.quota import QuotaExceeded, QuotaSettings
 from bot.store import Charge, Job, JobState, NewJob, Store, migrations, split_sql
 

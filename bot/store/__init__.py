@@ -1,0 +1,17 @@
+"""The database: the one package that owns SQL (aiosqlite, numbered migrations)."""
+
+from bot.quota import MemberUsage, QuotaExceeded, QuotaSettings, Usage, UsageReport
+from bot.store.base import migrations, split_sql
+from bot.store.jobs import JobsMixin
+from bot.store.models import TERMINAL, UNFINISHED, Charge, Job, JobState, LedgerRow, NewJob
+from bot.store.quotas import QuotaMixin
+
+__all__ = [
+    "TERMINAL", "UNFINISHED", "Charge", "Job", "JobState", "LedgerRow", "MemberUsage",
+    "NewJob", "QuotaExceeded", "QuotaSettings", "Store", "Usage", "UsageReport",
+    "migrations", "split_sql",
+]
+
+
+class Store(JobsMixin, QuotaMixin):
+    """All persistence: jobs, quotas, the quota ledger and a key/value table."""

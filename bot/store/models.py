@@ -1,0 +1,116 @@
+"""The rows the store hands out: jobs, their states and ledger movements."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from bot.quota import (
+    job_cost,
+)
+
+
+class JobState(StrEnum):
+    REQUESTED = "requested"
+    RESERVED = "reserved"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Charge(StrEnum):
+    RESERVED = "reserved"
+    COMMITTED = "committed"
+    REFUNDED = "refunded"
+    NONE = "none"
+
+
+TERMINAL = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED})
+UNFINISHED = (JobState.RESERVED, JobState.SUBMITTING, JobState.SUBMITTED, JobState.SUCCEEDED)
+# fail_job/cancel_job also accept 'requested', so no job can be stranded in it.
+_ENDABLE = (JobState.REQUESTED, *UNFINISHED)
+_CHARGED = ("reserved", "committed")
+
+
+def _path_str(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+class NewJob(BaseModel):
+    """What ``reserve`` needs to record a job."""
+
+    guild_id: int | None
+    channel_id: int | None = None
+    user_id: int | None = None
+    provider: str
+    model: str
+    mode: str
+    prompt: str
+    duration: int
+    orientation: str
+    image_path: str | None = None
+    seconds: int = Field(ge=0)
+    price_per_second: float | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    _path = field_validator("image_path", mode="before")(_path_str)
+
+
+class Job(BaseModel):
+    """One row of ``jobs``; ``context`` is the Discord layer's opaque JSON, parsed."""
+
+    id: str
+    token_hash: str = Field(repr=False)
+    guild_id: int | None
+    channel_id: int | None
+    user_id: int | None
+    # Nullable columns that ``reserve`` always fills, hence typed as present.
+    provider: str
+    model: str
+    mode: str
+    prompt: str
+    duration: int
+    orientation: str
+    image_path: str | None
+    state: JobState
+    charge: Charge
+    seconds: int
+    price_per_second: float | None
+    task_id: str | None
+    task_hint: str | None
+    video_url: str | None
+    video_path: str | None
+    error_code: str | None
+    error_message: str | None
+    context: dict[str, Any]
+    message_id: int | None
+    created_at: float
+    updated_at: float
+    submitted_at: float | None
+    finished_at: float | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def cost(self) -> float | None:
+        return job_cost(self.seconds, self.price_per_second)
+
+
+class LedgerRow(BaseModel):
+    id: int
+    job_id: str | None
+    guild_id: int | None
+    user_id: int | None
+    kind: Literal["reserve", "commit", "refund", "reset"]
+    seconds: int
+    cost: float | None
+    created_at: float
+    note: str | None
