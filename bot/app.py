@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.errors", "cogs.video", "cogs.quota", "cogs.results")
 SYNC_HASH_KEY = "global_commands_hash"
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message names the setting to fix."""
 
 
 class VideoBot(commands.Bot):
@@ -89,7 +94,13 @@ class VideoBot(commands.Bot):
             webhook=self.webhook,
             work_dir=self.work_dir,
         )
-        await self.webhook.start()
+        try:
+            await self.webhook.start()
+        except OSError as exc:
+            raise StartupError(
+                f"WEBHOOK_PORT: cannot listen on {self.settings.webhook_host}:"
+                f"{self.settings.webhook_port} ({exc.strerror or exc})"
+            ) from None
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.jobs.start()
@@ -157,10 +168,14 @@ def run_bot(settings: Settings) -> int:
     bot = VideoBot(settings)
     try:
         bot.run(settings.discord_token.get_secret_value(), log_handler=None)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     except discord.LoginFailure:
-        print("error: DISCORD_TOKEN was rejected by Discord", flush=True)
+        print("error: DISCORD_TOKEN was rejected by Discord", file=sys.stderr, flush=True)
         return 2
     except discord.PrivilegedIntentsRequired:
-        print("error: the bot asked for an intent the application does not have", flush=True)
+        print("error: the bot asked for an intent the application lacks", file=sys.stderr,
+              flush=True)
         return 2
     return 0

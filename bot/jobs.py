@@ -27,7 +27,7 @@ from bot.jobs_types import Deliver, DeliveryFailed, JobUpdate, OnUpdate, Phase
 from bot.media.images import ImageProblem, inspect_image
 from bot.media.video import VideoProblem, probe_mp4
 from bot.providers.base import GenerationRequest, SourceImage, TaskState, VideoProvider
-from bot.providers.errors import ProviderError, SubmitUncertain, TimedOut
+from bot.providers.errors import ProviderError, SubmitUncertain
 from bot.queueing import ProviderQueue
 from bot.store import Job, JobState, NewJob, QuotaSettings, Store
 from bot.waiting import PollSchedule, wait_for_task
@@ -239,7 +239,6 @@ class JobService:
             try:
                 request = await self._build_request(job, spec)
             except ProviderError as exc:
-                self._release(job)
                 await self._fail(job, exc.code, exc.user_message)
                 return None
             if not await self._store.mark_submitting(job.id):
@@ -251,11 +250,10 @@ class JobService:
             try:
                 task_id = await provider.submit(spec, request, callback)
             except SubmitUncertain as exc:
-                fresh = await self._store.job(job.id)
-                if fresh is not None and fresh.task_hint:
-                    return await self._resolve_submitting(fresh, spec, provider)
-                await self._fail(job, exc.code, exc.user_message)
-                return None
+                fresh = await self._store.job(job.id) or job
+                return await self._resolve_submitting(
+                    fresh, spec, provider, code=exc.code, message=exc.user_message
+                )
             except ProviderError as exc:
                 await self._fail(job, exc.code, exc.user_message)
                 return None
@@ -267,10 +265,45 @@ class JobService:
                 self._release(job)
             raise
 
+    def _callbacks_on(self) -> bool:
+        return self._webhook is not None and self._webhook.public_base_url is not None
+
+    async def _wait_for_hint(self, job: Job) -> Job | None:
+        """Wait (until the job's deadline) for a callback naming the provider's task."""
+        deadline = job.created_at + self._settings.job_timeout_s
+        event = self._wake.setdefault(job.id, asyncio.Event())
+        await self._notify(JobUpdate(
+            job, Phase.SUBMITTING,
+            message="Waiting for the provider to confirm the request (it is never sent twice).",
+        ))
+        while (left := deadline - time.time()) > 0:
+            try:
+                await asyncio.wait_for(event.wait(), left)
+            except TimeoutError:
+                break
+            event.clear()
+            fresh = await self._store.job(job.id)
+            if fresh is not None and fresh.task_hint:
+                return fresh
+        return None
+
     async def _resolve_submitting(
-        self, job: Job, spec: ModelSpec, provider: VideoProvider
+        self,
+        job: Job,
+        spec: ModelSpec,
+        provider: VideoProvider,
+        *,
+        code: str = "submit_uncertain",
+        message: str = RESTART_SUBMIT_MESSAGE,
     ) -> Job | None:
-        """A job whose submit may or may not have reached the provider: never re-sent."""
+        """A job whose submit may or may not have reached the provider: never re-sent.
+
+        A callback naming the task settles it (the provider's status endpoint must know
+        the task); with callbacks on, the bot waits for one until the job's deadline.
+        Otherwise the job fails and its seconds are refunded.
+        """
+        if not job.task_hint and self._callbacks_on():
+            job = await self._wait_for_hint(job) or job
         if job.task_hint:
             try:
                 status = await provider.status(spec, job.task_hint)
@@ -281,7 +314,7 @@ class JobService:
                 self._queue(job).occupy(job.id)
                 await self._store.mark_submitted(job.id, job.task_hint)
                 return await self._store.job(job.id)
-        await self._fail(job, "submit_uncertain", RESTART_SUBMIT_MESSAGE)
+        await self._fail(job, code, message)
         return None
 
     async def _await_result(self, job: Job, spec: ModelSpec, provider: VideoProvider) -> Job | None:
@@ -310,12 +343,7 @@ class JobService:
                 on_status=on_status,
                 started_at=job.submitted_at,
             )
-        except TimedOut as exc:
-            self._release(job)
-            await self._fail(job, exc.code, exc.user_message)
-            return None
-        except ProviderError as exc:
-            self._release(job)
+        except ProviderError as exc:  # TimedOut included: the job's deadline passed
             await self._fail(job, exc.code, exc.user_message)
             return None
         self._release(job)
@@ -410,6 +438,7 @@ class JobService:
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         """Fail and refund, exactly once; tell the member."""
+        self._release(job)
         if await self._store.fail_job(job.id, code, message):
             log.info("job %s failed (%s); %d s refunded", job.id, code, job.seconds)
             self._drop_image(job)

@@ -90,8 +90,9 @@ class StatusBoard:
         token = context.get("interaction_token")
         app_id = context.get("application_id")
         started = float(context.get("interaction_at", 0))
+        safety = min(TOKEN_SAFETY_S, self.token_lifetime_s / 10)
         token_ok = token and app_id and (
-            time.time() < started + self.token_lifetime_s - TOKEN_SAFETY_S
+            time.time() < started + self.token_lifetime_s - safety
         )
         status_message = context.get("status_message_id")
         if status_message is None and token_ok:

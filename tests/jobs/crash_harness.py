@@ -89,7 +89,7 @@ async def main(args: argparse.Namespace) -> None:
     async def health() -> dict[str, bool]:
         return {"database": await store.ping()}
 
-    server = WebhookServer("127.0.0.1", 0, on_callback=on_callback, health=health)
+    server = WebhookServer("127.0.0.1", args.port, on_callback=on_callback, health=health)
     await server.start()
     if args.callbacks:
         server.public_base_url = f"http://127.0.0.1:{server.port}"
@@ -117,5 +117,6 @@ if __name__ == "__main__":
         parser.add_argument(name, required=True)
     parser.add_argument("--request", action="store_true")
     parser.add_argument("--callbacks", action="store_true")
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--crash-at", choices=sorted(CRASH_POINTS))
     asyncio.run(main(parser.parse_args()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from tests.fakes.apixo import FakeApixo
 from tests.jobs.crash_harness import CRASH_POINTS
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def run_harness(tmp_path: Path, fake: FakeApixo, *extra: str) -> int:
@@ -76,16 +83,20 @@ async def test_sigkill_then_restart(tmp_path: Path, point: str) -> None:
             await store.close()
 
 
-async def test_early_callback_lets_a_restart_adopt_the_task(tmp_path: Path) -> None:
-    """Killed after the create reached the provider but before the task id was saved:
-    the provider's early callback named the task, so the restart adopts it."""
-    async with FakeApixo(queue_s=0.1, task_s=0.4) as fake:
-        fake.callback_mode = "early"
+@pytest.mark.parametrize("mode", ["early", "normal"])
+async def test_a_callback_lets_a_restart_adopt_the_task(tmp_path: Path, mode: str) -> None:
+    """Killed after the create reached the provider but before the task id was saved: a
+    callback naming the task (early, or at completion after the restart) lets the bot
+    adopt it instead of failing; it is never sent twice."""
+    async with FakeApixo(queue_s=0.1, task_s=0.4 if mode == "early" else 2.0) as fake:
+        fake.callback_mode = mode
+        port = free_port()  # the same callback address across the restart
         code = await run_harness(
-            tmp_path, fake, "--request", "--callbacks", "--crash-at", "sent-unrecorded"
+            tmp_path, fake, "--request", "--callbacks", "--port", str(port),
+            "--crash-at", "sent-unrecorded",
         )
         assert code == -signal.SIGKILL
-        assert await run_harness(tmp_path, fake, "--callbacks") == 0
+        assert await run_harness(tmp_path, fake, "--callbacks", "--port", str(port)) == 0
         store = await Store.open(tmp_path / "bot.sqlite3")
         try:
             (job,) = await store.jobs_for(1, None, limit=5)
