@@ -3,6 +3,7 @@ interaction token dies."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ async def test_status_edits_are_throttled(tmp_path: Path) -> None:
         # ~60 status polls in 3 s, but at most one edit a second (plus the final ones).
         assert 2 <= len(edits) <= 7
         times = sorted(r.at for r in edits)
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert sum(1 for g in gaps if g < 0.9) <= 1  # only the final state may jump the queue
 
 
