@@ -20,13 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from bot.catalog import ModelSpec, Orientation, get_model
+from bot import jobfiles
+from bot.catalog import ModelSpec, get_model
 from bot.config import Settings
+from bot.download import DownloadError
 from bot.jobs_types import Deliver, DeliveryFailed, JobUpdate, OnUpdate, Phase
-from bot.media.images import ImageProblem, inspect_image
-from bot.media.video import VideoProblem, probe_mp4
-from bot.providers.base import GenerationRequest, SourceImage, TaskState, VideoProvider
+from bot.media.video import VideoInfo, VideoProblem, probe_mp4
+from bot.providers.base import SourceImage, TaskState, VideoProvider
 from bot.providers.errors import ProviderError, SubmitUncertain
 from bot.queueing import ProviderQueue
 from bot.store import Job, JobState, NewJob, QuotaSettings, Store
@@ -36,6 +38,10 @@ from bot.webhooks import WebhookServer
 log = logging.getLogger(__name__)
 
 DELIVERY_ATTEMPTS = 5
+DELIVERY_BACKOFF_S = 1.0
+# Source images are kept this long for the Retry button, then swept away.
+KEEP_FILES_S = 24 * 3600
+SWEEP_EVERY_S = 3600
 RESTART_SUBMIT_MESSAGE = (
     "The bot restarted while sending this request and the provider never confirmed it; "
     "to avoid paying twice it was not sent again. Your seconds were refunded."
@@ -67,6 +73,7 @@ class JobService:
         self._wake: dict[str, asyncio.Event] = {}
         self._queues: dict[str, ProviderQueue] = {}
         self._secret = b""
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -83,10 +90,14 @@ class JobService:
         for job in jobs:
             log.info("resuming job %s in state %s", job.id, job.state)
             self._spawn(job.id)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="job-file-sweeper")
 
     async def stop(self) -> None:
         """Stop waiting; every job stays in the database and resumes at the next start."""
         tasks = list(self._tasks.values())
+        if self._sweeper is not None:
+            tasks.append(self._sweeper)
+            self._sweeper = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -112,9 +123,7 @@ class JobService:
         """Reserve the seconds (raises QuotaExceeded, writing nothing) and start the job."""
         job_id = uuid.uuid4().hex
         if image is not None:
-            ext = {"image/png": "png", "image/webp": "webp"}.get(image.mime, "jpg")
-            path = self._work_dir / "images" / f"{job_id}.{ext}"
-            await asyncio.to_thread(path.write_bytes, image.data)
+            path = await jobfiles.save_image(self._work_dir, job_id, image)
             context = dict(new.context)
             if image.url:
                 context["image_url"] = image.url
@@ -237,7 +246,7 @@ class JobService:
         await waiting
         try:
             try:
-                request = await self._build_request(job, spec)
+                request = await jobfiles.build_request(job, spec, self._webhook)
             except ProviderError as exc:
                 await self._fail(job, exc.code, exc.user_message)
                 return None
@@ -360,8 +369,6 @@ class JobService:
         assert job.video_url is not None
         path = self._work_dir / "videos" / f"{job.id}.mp4"
         await self._notify(JobUpdate(job, Phase.DOWNLOADING))
-        from bot.download import DownloadError
-
         try:
             if not path.exists() or job.video_path != str(path):
                 await provider.download(
@@ -379,58 +386,51 @@ class JobService:
         if message_id is None:
             return
         await self._store.mark_delivered(job.id, message_id)
-        path.unlink(missing_ok=True)
-        self._drop_image(job)
+        path.unlink(missing_ok=True)  # the source image stays for Retry until swept
         done = await self._store.job(job.id)
         if done is not None:
             await self._notify(JobUpdate(done, Phase.DONE))
 
-    async def _post_with_retries(self, job: Job, path: Path, info: object) -> int | None:
-        from bot.media.video import VideoInfo
-
-        assert isinstance(info, VideoInfo)
-        delay = 2.0
+    async def _post_with_retries(self, job: Job, path: Path, info: VideoInfo) -> int | None:
         previous = int(job.context.get("delivery_attempt", 0))
-        for attempt in range(1, DELIVERY_ATTEMPTS + 1):
-            # Written before each try: a later try (or a restart) then knows that an
-            # earlier one may have posted, and the deliverer looks before posting again.
-            await self._store.update_context(job.id, {"delivery_attempt": previous + attempt})
-            job = await self._store.job(job.id) or job
-            try:
-                return await self._deliver(job, path, info)
-            except DeliveryFailed as exc:
-                if exc.permanent or attempt == DELIVERY_ATTEMPTS:
-                    path.unlink(missing_ok=True)
-                    await self._fail(job, "delivery_failed", exc.user_message)
-                    return None
-                log.warning("delivery of job %s failed (attempt %d): %s",
-                            job.id, attempt, exc.user_message)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, DeliveryFailed) and not e.permanent),
+            stop=stop_after_attempt(DELIVERY_ATTEMPTS),
+            wait=wait_exponential(multiplier=DELIVERY_BACKOFF_S, max=60),
+            before_sleep=lambda state: log.warning(
+                "delivery of job %s failed (attempt %d); retrying", job.id,
+                state.attempt_number),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    # Written before each try: a later try (or a restart) then knows that
+                    # an earlier one may have posted, and the deliverer looks first.
+                    number = previous + attempt.retry_state.attempt_number
+                    await self._store.update_context(job.id, {"delivery_attempt": number})
+                    job = await self._store.job(job.id) or job
+                    return await self._deliver(job, path, info)
+        except DeliveryFailed as exc:
+            path.unlink(missing_ok=True)
+            await self._fail(job, "delivery_failed", exc.user_message)
         return None
 
-    async def _build_request(self, job: Job, spec: ModelSpec) -> GenerationRequest:
-        image: SourceImage | None = None
-        if job.image_path:
+    async def _sweep_forever(self) -> None:
+        while True:
             try:
-                data = await asyncio.to_thread(Path(job.image_path).read_bytes)
-                info = inspect_image(data)
-            except (OSError, ImageProblem):
-                raise ProviderError("The source image was lost; please ask again.") from None
-            width, height, mime = info.width, info.height, info.mime
-            url: str | None = None
-            if spec.image.transport == "url":
-                url = self._webhook.image_url(data, mime) if self._webhook else None
-                url = url or job.context.get("image_url")
-                if not url:
-                    raise ProviderError("The image could not be handed to the provider.")
-            image = SourceImage(data=data, mime=mime, width=width, height=height, url=url)
-        return GenerationRequest(
-            prompt=job.prompt,
-            duration=job.duration,
-            orientation=Orientation(job.orientation),
-            image=image,
-        )
+                removed = await self.sweep_files()
+                if removed:
+                    log.info("removed %d old working file(s)", removed)
+            except Exception:
+                log.exception("sweeping old working files failed")
+            await asyncio.sleep(SWEEP_EVERY_S)
+
+    async def sweep_files(self, now: float | None = None) -> int:
+        """Delete working files older than KEEP_FILES_S, except running jobs' files."""
+        busy = {job.id for job in await self._store.unfinished_jobs()}
+        cutoff = (time.time() if now is None else now) - KEEP_FILES_S
+        return await asyncio.to_thread(jobfiles.sweep, self._work_dir, busy, cutoff)
 
     def _drop_image(self, job: Job) -> None:
         if job.image_path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import aiohttp
@@ -254,3 +255,16 @@ async def test_health_endpoint(tmp_path: Path) -> None:
     ):
         assert resp.status == 200
         assert (await resp.json())["database"] is True
+
+
+async def test_old_working_files_are_swept_but_running_jobs_keep_theirs(tmp_path: Path) -> None:
+    async with FakeApixo(task_s=5.0) as fake, apixo_harness(tmp_path, fake) as h:
+        running = await h.request()
+        images = tmp_path / "work" / "images"
+        (images / f"{running.id}.png").write_bytes(b"in use")
+        (images / f"{'0' * 32}.jpg").write_bytes(b"kept for Retry, now too old")
+        (tmp_path / "work" / "videos" / f"{'1' * 32}.mp4").write_bytes(b"leftover")
+        assert await h.service.sweep_files() == 0  # nothing is a day old yet
+        removed = await h.service.sweep_files(now=time.time() + 2 * 24 * 3600)
+        assert removed == 2
+        assert [p.name for p in images.iterdir()] == [f"{running.id}.png"]

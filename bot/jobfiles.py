@@ -1,0 +1,63 @@
+"""The job service's working files: source images kept for Retry, downloaded videos."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.catalog import ModelSpec, Orientation
+from bot.media.images import ImageProblem, inspect_image
+from bot.providers.base import GenerationRequest, SourceImage
+from bot.providers.errors import ProviderError
+from bot.store import Job
+from bot.webhooks import WebhookServer
+
+EXTENSIONS = {"image/png": "png", "image/webp": "webp"}
+
+
+async def save_image(work_dir: Path, job_id: str, image: SourceImage) -> Path:
+    path = work_dir / "images" / f"{job_id}.{EXTENSIONS.get(image.mime, 'jpg')}"
+    await asyncio.to_thread(path.write_bytes, image.data)
+    return path
+
+
+async def build_request(
+    job: Job, spec: ModelSpec, webhook: WebhookServer | None
+) -> GenerationRequest:
+    """The provider request for a stored job; the image is handed over as the model
+    wants it (the bot's own URL when public, else the attachment's URL, or inline)."""
+    image: SourceImage | None = None
+    if job.image_path:
+        try:
+            data = await asyncio.to_thread(Path(job.image_path).read_bytes)
+            info = inspect_image(data)
+        except (OSError, ImageProblem):
+            raise ProviderError("The source image was lost; please ask again.") from None
+        url: str | None = None
+        if spec.image.transport == "url":
+            url = webhook.image_url(data, info.mime) if webhook else None
+            url = url or job.context.get("image_url")
+            if not url:
+                raise ProviderError("The image could not be handed to the provider.")
+        image = SourceImage(
+            data=data, mime=info.mime, width=info.width, height=info.height, url=url
+        )
+    return GenerationRequest(
+        prompt=job.prompt,
+        duration=job.duration,
+        orientation=Orientation(job.orientation),
+        image=image,
+    )
+
+
+def sweep(work_dir: Path, busy: set[str], cutoff: float) -> int:
+    """Delete images and leftover videos last changed before ``cutoff`` (Unix time),
+    except those of the jobs in ``busy``. Returns how many files went."""
+    removed = 0
+    for sub in ("images", "videos"):
+        for path in (work_dir / sub).glob("*"):
+            if path.name.split(".", 1)[0] in busy or path.stat().st_mtime > cutoff:
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
