@@ -15,9 +15,12 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.audit import AuditPoster
 from bot.config import Settings
 from bot.delivery import DiscordDelivery
 from bot.jobs import JobService
+from bot.jobs_types import JobUpdate
+from bot.moderation.gate import RuleGate
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.status import StatusBoard
@@ -26,7 +29,9 @@ from bot.webhooks import WebhookServer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.errors", "cogs.video", "cogs.quota", "cogs.results")
+EXTENSIONS = (
+    "cogs.errors", "cogs.video", "cogs.quota", "cogs.results", "cogs.moderation", "cogs.jobs",
+)
 SYNC_HASH_KEY = "global_commands_hash"
 
 
@@ -40,6 +45,8 @@ class VideoBot(commands.Bot):
     webhook: WebhookServer
     jobs: JobService
     status_board: StatusBoard
+    rules: RuleGate
+    audit: AuditPoster
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         # The bot never joins voice: silence discord.py's voice-library warnings.
@@ -81,6 +88,9 @@ class VideoBot(commands.Bot):
             public_base_url=self.settings.public_base_url,
         )
         self.status_board = StatusBoard(self, self.store, render.status_embed)
+        self.rules = RuleGate(self.store)
+        self.audit = AuditPoster(self, self.store)
+        self.audit.start()
         delivery = DiscordDelivery(
             self, embed=render.result_embed, view=result_view, link_text=render.link_text
         )
@@ -90,7 +100,7 @@ class VideoBot(commands.Bot):
             settings=self.settings,
             providers=self.provider,
             deliver=delivery.deliver,
-            on_update=self.status_board.update,
+            on_update=self._on_job_update,
             webhook=self.webhook,
             work_dir=self.work_dir,
         )
@@ -105,6 +115,13 @@ class VideoBot(commands.Bot):
             await self.load_extension(extension)
         await self.jobs.start()
         await self.sync_commands()
+
+    async def _on_job_update(self, update: JobUpdate) -> None:
+        """Job progress goes to the member's status message and outcomes to the audit."""
+        try:
+            await self.status_board.update(update)
+        finally:
+            await self.audit.on_update(update)
 
     async def _on_callback(self, provider: str, token: str, body: bytes) -> bool:
         return await self.jobs.handle_callback(provider, token, body)
@@ -146,6 +163,8 @@ class VideoBot(commands.Bot):
             await self.jobs.stop()
         if hasattr(self, "status_board"):
             await self.status_board.close()
+        if hasattr(self, "audit"):
+            await self.audit.close()
         if hasattr(self, "webhook"):
             await self.webhook.stop()
         await super().close()

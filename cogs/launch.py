@@ -1,17 +1,28 @@
-"""Starting a job from an interaction: shared by /video, /animate and the Retry button."""
+"""Starting a job from an interaction: shared by /video, /animate and the Retry button.
+
+The order is: cheap option checks, the bot's channel permissions, the deferral (instant
+acknowledgement), then the moderation rules (they read the database) while holding the
+member's lock, and only then the quota reservation. Every refusal on the way is one line
+in the audit channel; so is every accepted request.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.catalog import Orientation
+from bot.audit import refusal_line, request_line
+from bot.catalog import Orientation, UnknownModel, estimate_cost, get_model
 from bot.intake import Refusal, VideoOptions, start_job
+from bot.moderation.rules import RequestFacts, Rule, RuleRefusal
 from bot.providers.base import SourceImage
-from bot.store import Job
+from bot.store import Job, QuotaExceeded
 from cogs.checks import missing_channel_permissions
+from cogs.render import quota_refusal
 
 if TYPE_CHECKING:
     from bot.app import VideoBot
@@ -42,6 +53,74 @@ async def defer(interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(thinking=True)
 
 
+def request_facts(interaction: discord.Interaction[Any], options: VideoOptions) -> RequestFacts:
+    """The request as plain values for the rule check (a thread counts as its parent too)."""
+    assert interaction.guild_id is not None and interaction.channel_id is not None
+    channels = [interaction.channel_id]
+    parent = getattr(interaction.channel, "parent_id", None)
+    if isinstance(parent, int):
+        channels.append(parent)
+    roles = getattr(interaction.user, "roles", ())
+    return RequestFacts(
+        guild_id=interaction.guild_id,
+        user_id=interaction.user.id,
+        channel_ids=tuple(channels),
+        model=options.spec.id,
+        duration=options.duration,
+        prompt=options.prompt,
+        role_ids=frozenset(role.id for role in roles),
+    )
+
+
+@asynccontextmanager
+async def admitted(
+    interaction: discord.Interaction[VideoBot], options: VideoOptions
+) -> AsyncIterator[None]:
+    """Check the moderation rules (raises RuleRefusal); the body reserves the job while
+    the member's lock is held. Call after the deferral: the rules read the database."""
+    if interaction.guild_id is None:
+        yield
+        return
+    async with interaction.client.rules.admit(request_facts(interaction, options)):
+        yield
+
+
+def _refusal_rule(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, RuleRefusal):
+        return exc.rule.value, exc.user_message
+    if isinstance(exc, QuotaExceeded):
+        return "quota", quota_refusal(exc)
+    assert isinstance(exc, Refusal)
+    return "options", exc.user_message
+
+
+@asynccontextmanager
+async def audited(
+    interaction: discord.Interaction[VideoBot], *, prompt: str, model: str | None,
+    duration: int | None,
+) -> AsyncIterator[None]:
+    """Write one audit line for a request refused inside the body, then re-raise."""
+    try:
+        yield
+    except (Refusal, QuotaExceeded) as exc:
+        bot = interaction.client
+        rule, reason = _refusal_rule(exc)
+        name = model or bot.settings.model
+        seconds, cost = duration, None
+        try:
+            spec = get_model(bot.settings.provider, name)
+            seconds = duration or spec.durations[0]
+            cost = estimate_cost(spec, seconds, bot.settings.model_prices)
+        except UnknownModel:
+            pass
+        bot.audit.post(interaction.guild_id, refusal_line(
+            user_id=interaction.user.id, channel_id=interaction.channel_id, model=name,
+            seconds=seconds, cost=cost, prompt=prompt, rule=rule, reason=reason,
+            hide_prompt=rule == Rule.BLOCKLIST.value,
+        ))
+        raise
+
+
 async def launch(
     interaction: discord.Interaction[VideoBot],
     options: VideoOptions,
@@ -52,7 +131,7 @@ async def launch(
     """Reserve and start; the job service then drives the status message."""
     bot = interaction.client
     assert interaction.channel_id is not None
-    return await start_job(
+    job = await start_job(
         bot.jobs,
         bot.store,
         bot.settings,
@@ -64,3 +143,5 @@ async def launch(
         image=image,
         orientation=orientation,
     )
+    bot.audit.post(job.guild_id, request_line(job))
+    return job

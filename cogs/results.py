@@ -14,7 +14,7 @@ from bot.catalog import Mode, Orientation
 from bot.intake import Refusal, check_options, prepare_image
 from bot.store import Job
 from cogs.errors import explain, reply
-from cogs.launch import check_can_post, defer, launch
+from cogs.launch import admitted, audited, check_can_post, defer, launch
 
 
 class RetryButton(
@@ -93,20 +93,29 @@ async def retry(interaction: discord.Interaction[VideoBot], job_id: str) -> None
     job = await bot.store.job(job_id)
     if job is None:
         raise Refusal("That video's request is no longer on record; please ask again.")
-    mode = Mode(job.mode)
-    options = check_options(
-        bot.settings, prompt=job.prompt, duration=job.duration, orientation=job.orientation,
-        model=job.model, mode=mode,
-    )
-    check_can_post(interaction)
-    await defer(interaction)
-    image = None
-    if mode is Mode.IMAGE:
-        data = await _kept_image(job)
-        image, _ = await prepare_image(data, options)
-        if options.spec.image.transport == "url" and not bot.settings.public_base_url:
-            raise Refusal("Retrying an animation needs the image again: please use /animate.")
-    await launch(interaction, options, image=image, orientation=Orientation(job.orientation))
+    if job.prompt_deleted_at is not None:
+        raise Refusal("The member who asked for this video deleted its prompt, so it cannot "
+                      "be retried.")
+    async with audited(interaction, prompt=job.prompt, model=job.model, duration=job.duration):
+        mode = Mode(job.mode)
+        options = check_options(
+            bot.settings, prompt=job.prompt, duration=job.duration, orientation=job.orientation,
+            model=job.model, mode=mode,
+        )
+        check_can_post(interaction)
+        await defer(interaction)
+        async with admitted(interaction, options):
+            image = None
+            if mode is Mode.IMAGE:
+                data = await _kept_image(job)
+                image, _ = await prepare_image(data, options)
+                if options.spec.image.transport == "url" and not bot.settings.public_base_url:
+                    raise Refusal(
+                        "Retrying an animation needs the image again: please use /animate."
+                    )
+            await launch(
+                interaction, options, image=image, orientation=Orientation(job.orientation)
+            )
 
 
 async def _kept_image(job: Job) -> bytes:

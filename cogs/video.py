@@ -1,4 +1,5 @@
-"""/video and /animate: parse options, hand them to bot.intake, and let the job run."""
+"""/video and /animate: parse options, check the rules, hand them to bot.intake, and let the
+job run."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.catalog import MODELS, Mode, models_for
-from bot.intake import Refusal, check_attachment, check_options, prepare_image
-from cogs.launch import check_can_post, defer, launch
+from bot.catalog import MODELS, Mode, Orientation, models_for
+from bot.intake import Refusal, VideoOptions, check_attachment, check_options, prepare_image
+from bot.providers.base import SourceImage
+from cogs.launch import admitted, audited, check_can_post, defer, launch
 
 DURATIONS = sorted({d for spec in MODELS for d in spec.durations})
 DURATION_CHOICES = [app_commands.Choice(name=f"{d} seconds", value=d) for d in DURATIONS]
@@ -48,13 +50,15 @@ class Video(commands.Cog):
         orientation: Orient | None = None,
         model: str | None = None,
     ) -> None:
-        options = check_options(
-            self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
-            model=model, mode=Mode.TEXT,
-        )
-        check_can_post(interaction)
-        await defer(interaction)
-        await launch(interaction, options)
+        async with audited(interaction, prompt=prompt, model=model, duration=duration):
+            options = check_options(
+                self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
+                model=model, mode=Mode.TEXT,
+            )
+            check_can_post(interaction)
+            await defer(interaction)
+            async with admitted(interaction, options):
+                await launch(interaction, options)
 
     @app_commands.command(name="animate", description="Bring an image to life as a short video")
     @app_commands.describe(
@@ -75,13 +79,21 @@ class Video(commands.Cog):
         orientation: Orient | None = None,
         model: str | None = None,
     ) -> None:
-        options = check_options(
-            self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
-            model=model, mode=Mode.IMAGE,
-        )
-        check_attachment(image.size, image.content_type)
-        check_can_post(interaction)
-        await defer(interaction)
+        async with audited(interaction, prompt=prompt, model=model, duration=duration):
+            options = check_options(
+                self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
+                model=model, mode=Mode.IMAGE,
+            )
+            check_attachment(image.size, image.content_type)
+            check_can_post(interaction)
+            await defer(interaction)
+            async with admitted(interaction, options):
+                source, picked = await self._fitted(image, options)
+                await launch(interaction, options, image=source, orientation=picked)
+
+    async def _fitted(
+        self, image: discord.Attachment, options: VideoOptions
+    ) -> tuple[SourceImage, Orientation]:
         try:
             data = await image.read()  # at once: signed attachment URLs expire
         except discord.HTTPException:
@@ -94,7 +106,7 @@ class Video(commands.Cog):
                 "That image needs resizing for this provider, which the bot can only hand "
                 "over with a public webhook URL. Please upload a JPEG, PNG or WebP under 10 MB."
             )
-        await launch(interaction, options, image=source, orientation=picked)
+        return source, picked
 
     @video.autocomplete("model")
     async def _video_models(

@@ -87,9 +87,9 @@ async def test_migrations_apply_once_and_reopen_is_idempotent(tmp_path: Path) ->
     job, _ = await first.reserve(new_job(), QuotaSettings(seconds=100), now=NOW)
     await first.set_meta("k", "v")
     await first.close()
-    for _ in range(2):  # CREATE TABLE would fail if 0001 ran again
+    for _ in range(2):  # CREATE TABLE would fail if a migration ran again
         again = await Store.open(path)
-        assert await pragma(again, "user_version") == 1
+        assert await pragma(again, "user_version") == migrations()[-1][0]
         assert await again.get_meta("k") == "v"
         assert (await again.job(job.id)) is not None
         await again.close()
@@ -103,23 +103,24 @@ async def test_later_migrations_run_in_order_each_in_its_own_transaction(
     path = tmp_path / "bot.sqlite3"
     await (await Store.open(path)).close()
     base = migrations()
+    n = base[-1][0] + 1
     extra = [
-        (2, "0002_notes.sql", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n"
+        (n, f"{n:04d}_notes.sql", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n"
          "INSERT INTO notes (body) VALUES ('semi;colon');"),
-        (3, "0003_broken.sql",
+        (n + 1, f"{n + 1:04d}_broken.sql",
          "CREATE TABLE broken (id INTEGER);\nINSERT INTO nowhere VALUES (1);"),
     ]
     monkeypatch.setattr(store_module, "migrations", lambda: [*base, *extra])
     with pytest.raises(sqlite3.OperationalError, match="nowhere"):
         await Store.open(path)
     with sqlite3.connect(path) as plain:
-        assert plain.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert plain.execute("PRAGMA user_version").fetchone()[0] == n
         assert plain.execute("SELECT body FROM notes").fetchall() == [("semi;colon",)]
         tables = {r[0] for r in plain.execute("SELECT name FROM sqlite_master")}
         assert "broken" not in tables  # 0003 rolled back as a whole
     monkeypatch.setattr(store_module, "migrations", lambda: [*base, extra[0]])
-    reopened = await Store.open(path)  # 0002 is not applied twice
-    assert await pragma(reopened, "user_version") == 2
+    reopened = await Store.open(path)  # the notes migration is not applied twice
+    assert await pragma(reopened, "user_version") == n
     await reopened.close()
 
 

@@ -4,14 +4,15 @@ from bot.quota import MemberUsage, QuotaExceeded, QuotaSettings, Usage, UsageRep
 from bot.store.base import migrations, split_sql
 from bot.store.jobs import JobsMixin
 from bot.store.models import TERMINAL, UNFINISHED, Charge, Job, JobState, LedgerRow, NewJob
+from bot.store.moderation import DELETED_PROMPT, ModerationMixin
 from bot.store.quotas import QuotaMixin
 
 __all__ = [
-    "TERMINAL", "UNFINISHED", "Charge", "Job", "JobState", "LedgerRow", "MemberUsage",
-    "NewJob", "QuotaExceeded", "QuotaSettings", "Store", "Usage", "UsageReport",
+    "DELETED_PROMPT", "TERMINAL", "UNFINISHED", "Charge", "Job", "JobState", "LedgerRow",
+    "MemberUsage", "NewJob", "QuotaExceeded", "QuotaSettings", "Store", "Usage", "UsageReport",
     "migrations", "split_sql",
 ]
 
 
-class Store(JobsMixin, QuotaMixin):
-    """All persistence: jobs, quotas, the quota ledger and a key/value table."""
+class Store(JobsMixin, QuotaMixin, ModerationMixin):
+    """All persistence: jobs, quotas, the quota ledger, moderation and a key/value table."""

@@ -94,6 +94,7 @@ class Job(BaseModel):
     updated_at: float
     submitted_at: float | None
     finished_at: float | None
+    prompt_deleted_at: float | None = None  # /forget-me replaced the prompt
 
     @property
     def terminal(self) -> bool:
