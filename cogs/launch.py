@@ -49,8 +49,10 @@ def job_context(interaction: discord.Interaction[Any]) -> dict[str, Any]:
 
 
 async def defer(interaction: discord.Interaction[Any]) -> None:
+    """Acknowledge at once, privately: refusals and the live status are the member's own;
+    only the finished video is posted for everyone."""
     if not interaction.response.is_done():
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(thinking=True, ephemeral=True)
 
 
 def request_facts(interaction: discord.Interaction[Any], options: VideoOptions) -> RequestFacts:

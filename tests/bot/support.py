@@ -57,6 +57,13 @@ class World:
                 texts.extend(str(e) for e in message.embeds)
         return "\n".join(texts)
 
+    def replies_private(self, interaction_id: int) -> bool:
+        """Whether everything said in answer to the interaction was ephemeral."""
+        said = [m for m in self.fd.messages(self.channel, include_ephemeral=True,
+                                            source="interaction")
+                if str(getattr(m, "interaction_id", "")) == str(interaction_id)]
+        return bool(said) and all(m.ephemeral for m in said)
+
     async def wait_reply(self, interaction_id: int, needle: str, within: float = 10.0) -> str:
         await self.fd.wait_for(lambda: needle in self.reply_text(interaction_id), within)
         return self.reply_text(interaction_id)

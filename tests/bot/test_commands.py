@@ -91,6 +91,7 @@ async def test_quota_exhaustion_refuses_without_a_provider_call(tmp_path: Path) 
         second = await w.command("video", {"prompt": "second", "duration": 4})
         text = await w.wait_reply(second, "left")
         assert "0 s of video left" in text
+        assert w.replies_private(second), "refusals are for the member's eyes only"
         await asyncio.sleep(0.3)
         assert fake.submits_accepted == 1 and len(w.videos()) == 1
         # The bot keeps working: a moderator raises the quota and the member goes again.
@@ -127,6 +128,7 @@ async def test_bad_images_are_refused_at_no_cost(
         attempt = await w.command("animate", {"prompt": "move"}, attachments={"image": url})
         text = await w.wait_reply(attempt, needle)
         assert needle in text
+        assert w.replies_private(attempt)
         assert await w.bot.store.jobs_for(w.guild, None) == []
 
 
