@@ -7,6 +7,8 @@ job id: a repeated attempt first looks for the message an earlier attempt may ha
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +25,9 @@ from bot.store import Job
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+# Up to this size a video is read in one go and sent from memory; larger ones stream from
+# disk (aiohttp reads a file 256 KiB at a time in a worker thread: one trip per chunk).
+IN_MEMORY_UPLOAD_BYTES = 8 * 1024 * 1024
 # Multipart overhead and the embed travel with the file: keep a margin under the limit.
 UPLOAD_MARGIN = 256 * 1024
 HISTORY_LOOKBACK = 50
@@ -93,9 +98,10 @@ class DiscordDelivery:
             message = await self._channel(job).send(
                 content=f"<@{job.user_id}>",
                 embed=self._embed(job, info),
-                file=discord.File(path, filename=f"video-{job.id[:8]}.mp4"),
+                file=await _attachment(path, f"video-{job.id[:8]}.mp4"),
                 view=self._view(job),
                 allowed_mentions=mention,
+                nonce=post_nonce(job),
             )
         except (discord.Forbidden, discord.NotFound) as exc:
             raise DeliveryFailed(
@@ -126,6 +132,7 @@ class DiscordDelivery:
                 allowed_mentions=discord.AllowedMentions(
                     everyone=False, roles=False, users=[discord.Object(job.user_id or 0)]
                 ),
+                nonce=post_nonce(job),
             )
         except (discord.Forbidden, discord.NotFound) as exc:
             raise DeliveryFailed(
@@ -141,3 +148,18 @@ class DiscordDelivery:
             has_audio=False, size_bytes=0,
         )
         return self._embed(job, info)
+
+
+def post_nonce(job: Job) -> str:
+    """The same nonce for every attempt to post a job's video (discord.py sends it with
+    ``enforce_nonce``): Discord then answers a repeated post within a few minutes with
+    the message already made, even if the bot never saw the first answer."""
+    return job.id[:25]  # Discord takes nonces of up to 25 characters
+
+
+async def _attachment(path: Path, filename: str) -> discord.File:
+    """The video as a discord.File: from memory when small, else streamed from disk."""
+    if path.stat().st_size <= IN_MEMORY_UPLOAD_BYTES:
+        data = await asyncio.to_thread(path.read_bytes)
+        return discord.File(io.BytesIO(data), filename=filename)
+    return discord.File(path, filename=filename)

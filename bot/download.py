@@ -26,8 +26,8 @@ from tenacity import (
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256 * 1024
-_WRITE_BATCH = 1024 * 1024
+CHUNK = 1024 * 1024
+_WRITE_BATCH = 8 * 1024 * 1024
 ATTEMPTS = 4
 # 0.5 s, 1 s, 2 s ... (plus up to 0.5 s of jitter), at most 10 s between attempts.
 RETRY_WAIT = wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5)
@@ -143,23 +143,25 @@ async def _fetch_once(
 
 async def _stream_to(resp: aiohttp.ClientResponse, dest: Path, max_bytes: int) -> int:
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
-    fh = await asyncio.to_thread(_create, tmp)
+    fh: BinaryIO | None = None
     total = 0
-    buffer = bytearray()
+    # Chunks go to a worker thread as they came (no copy), 8 MB at a time: memory stays
+    # bounded, and a typical result (a few MB) takes one trip to the thread, which
+    # creates, writes and renames the file.
+    pending: list[bytes] = []
+    pending_bytes = 0
     done = False
     try:
         async for chunk in resp.content.iter_chunked(CHUNK):
             total += len(chunk)
             if total > max_bytes:
                 raise DownloadTooLarge(detail=f"body passed the cap of {max_bytes} bytes")
-            buffer += chunk
-            if len(buffer) >= _WRITE_BATCH:
-                await asyncio.to_thread(fh.write, bytes(buffer))
-                buffer.clear()
-        if buffer:
-            await asyncio.to_thread(fh.write, bytes(buffer))
-        await asyncio.to_thread(fh.close)
-        await asyncio.to_thread(os.replace, tmp, dest)
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes >= _WRITE_BATCH:
+                fh = await asyncio.to_thread(_write, fh, tmp, pending)
+                pending, pending_bytes = [], 0
+        await asyncio.to_thread(_finish, fh, tmp, dest, pending)
         done = True
         return total
     finally:
@@ -167,11 +169,23 @@ async def _stream_to(resp: aiohttp.ClientResponse, dest: Path, max_bytes: int) -
             _discard(fh, tmp)
 
 
-def _create(tmp: Path) -> BinaryIO:
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    return tmp.open("wb")
+def _write(fh: BinaryIO | None, tmp: Path, chunks: list[bytes]) -> BinaryIO:
+    """Append ``chunks`` to the temporary file, creating it on the first call."""
+    if fh is None:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        fh = tmp.open("wb")
+    fh.writelines(chunks)
+    return fh
 
 
-def _discard(fh: BinaryIO, tmp: Path) -> None:
-    fh.close()
+def _finish(fh: BinaryIO | None, tmp: Path, dest: Path, chunks: list[bytes]) -> None:
+    """The last chunks, then the atomic rename into place."""
+    with _write(fh, tmp, chunks):
+        pass
+    os.replace(tmp, dest)
+
+
+def _discard(fh: BinaryIO | None, tmp: Path) -> None:
+    if fh is not None:
+        fh.close()
     tmp.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 TOKEN_LIFETIME_S = 15 * 60
 TOKEN_SAFETY_S = 90  # move to a channel message this long before the token dies
 FINAL = (Phase.DONE, Phase.FAILED, Phase.CANCELLED)
+FIRST_EDIT_AFTER_S = 1.5  # the first status edit comes this long after the command
 
 Render = Callable[[JobUpdate], discord.Embed]
 
@@ -36,12 +37,14 @@ class StatusBoard:
         render: Render,
         *,
         min_interval: float = 3.0,
+        first_edit_after: float = FIRST_EDIT_AFTER_S,
         token_lifetime_s: float = TOKEN_LIFETIME_S,
     ) -> None:
         self._client = client
         self._store = store
         self._render = render
         self.min_interval = min_interval
+        self.first_edit_after = first_edit_after
         self.token_lifetime_s = token_lifetime_s
         self._latest: dict[str, JobUpdate] = {}
         self._last_edit: dict[str, float] = {}
@@ -64,6 +67,8 @@ class StatusBoard:
     async def _flush_later(self, job_id: str) -> None:
         try:
             wait = self._last_edit.get(job_id, 0.0) + self.min_interval - time.monotonic()
+            if job_id not in self._last_edit:
+                wait = self._first_edit_wait(self._latest.get(job_id))
             if wait > 0:
                 await asyncio.sleep(wait)
             update = self._latest.pop(job_id, None)
@@ -77,6 +82,19 @@ class StatusBoard:
             self._flushers.pop(job_id, None)
         if job_id in self._latest:  # something newer arrived while we were editing
             self._flushers[job_id] = asyncio.create_task(self._flush_later(job_id))
+
+    def _first_edit_wait(self, update: JobUpdate | None) -> float:
+        """How long a job's first status edit waits: until ``first_edit_after`` seconds
+        after the member's command. The deferred reply already says the bot is thinking;
+        meanwhile, under a burst of commands, the bot's time and connections go to
+        acknowledging the others within Discord's 3 seconds instead of to edits."""
+        if update is None:
+            return 0.0
+        try:
+            started = float(update.job.context.get("interaction_at", 0))
+        except (TypeError, ValueError):
+            return 0.0
+        return max(0.0, started + self.first_edit_after - time.time())
 
     async def _edit(self, update: JobUpdate) -> None:
         job = update.job
