@@ -20,6 +20,7 @@ import pytest
 import bot.store.base as store_module
 from bot.quota import QuotaExceeded, QuotaSettings
 from bot.store import Charge, Job, JobState, NewJob, Store, migrations, split_sql
+from bot.store.base import BUSY_TIMEOUT_MS
 
 NOW = datetime(2024, 3, 13, 12, 0, tzinfo=UTC).timestamp()  # a Wednesday, noon UTC
 DAY_END = datetime(2024, 3, 14, tzinfo=UTC).timestamp()
@@ -76,7 +77,7 @@ async def test_open_creates_dir_and_sets_pragmas(tmp_path: Path, store: Store) -
     assert (tmp_path / "data" / "bot.sqlite3").exists()
     assert await pragma(store, "journal_mode") == "wal"
     assert await pragma(store, "foreign_keys") == 1
-    assert await pragma(store, "busy_timeout") == 5000
+    assert await pragma(store, "busy_timeout") == BUSY_TIMEOUT_MS == 30_000
     assert await pragma(store, "user_version") == migrations()[-1][0]
     assert await store.ping()
 

@@ -33,7 +33,8 @@ from bot.store.models import UNFINISHED, Job
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 5000
+# A write lock held by another process (a backup, a second bot) is waited out this long.
+BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_NAME = re.compile(r"(\d+)_[\w.-]+\.sql")
 
 

@@ -1,0 +1,37 @@
+"""Another process holds the database's write lock for a while (longer than SQLite's
+common 5 s wait) while jobs run and members keep asking: acknowledgements stay fast,
+then everything completes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.faults.support import assert_clean, books, fault_world, settle, videos
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_database_locked_for_eight_seconds(tmp_path: Path) -> None:
+    async with fault_world(tmp_path) as (w, fake):
+        fake.task_s = 1.0
+        await videos(w, ["fox", "owl", "hare"])
+        await fake.wait_until(lambda: fake.submits_accepted == 3)
+        other = sqlite3.connect(w.bot.settings.database_path, timeout=10, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the write lock, held by another connection
+            more = [await w.command("video", {"prompt": p, "duration": 4})
+                    for p in ("lynx", "crow")]
+            for interaction in more:
+                assert await w.acked(interaction) < 3  # acks never wait for the database
+            await asyncio.sleep(8.0)
+            assert w.videos() == []  # nothing could be recorded, so nothing was posted
+        finally:
+            other.rollback()
+            other.close()
+        jobs = await settle(w, 5, within=30)
+        assert_clean(await books(w, jobs), delivered=5)
+        assert fake.submits_accepted == 5
