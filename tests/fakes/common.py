@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 import aiohttp
@@ -158,6 +159,7 @@ class FakeProvider:
         self.forbidden = False
         self.files_expired = False  # GET /files/... answers 403
         self.video_bytes: bytes | None = None  # serve these instead of a generated MP4
+        self.video_file: Path | None = None  # or stream this file (large results, benchmarks)
         self._5xx_count = 0
         self._bg: set[asyncio.Task[Any]] = set()
         self._inflight: set[asyncio.Task[Any]] = set()
@@ -388,6 +390,8 @@ class FakeProvider:
             return web.Response(status=404, text="Not Found")
         if self.files_expired:
             return web.Response(status=403, text="Request has expired")
+        if self.video_file is not None:
+            return web.FileResponse(self.video_file, headers={"Content-Type": "video/mp4"})
         body = self.video_bytes
         if body is None:
             body = await asyncio.to_thread(make_mp4, float(task.duration), *task.video_size)

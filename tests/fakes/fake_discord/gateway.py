@@ -107,6 +107,10 @@ class Connection:
                 await self._write(frame, on_sent)
             finally:
                 self._queue.task_done()
+            # Let the fake's HTTP side run between frames (as Discord's REST API does not
+            # wait for a gateway write): under a burst of dispatches, interaction callbacks
+            # are then received, and timed, when they arrive rather than after the burst.
+            await asyncio.sleep(0)
 
     async def _write(self, frame: dict[str, Any], on_sent: Callable[[], None] | None) -> None:
         if self.ws.closed:
