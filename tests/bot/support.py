@@ -16,8 +16,9 @@ from PIL import Image
 
 from bot.app import VideoBot
 from bot.config import Settings
-from tests.fakes.fake_discord import FakeDiscord, Perm, point_discord_py
+from tests.fakes.fake_discord import FakeDiscord, Perm
 from tests.fakes.fake_discord.models import Message
+from tests.fakes.fake_discord.pointing import running_client
 
 
 @dataclass
@@ -99,25 +100,8 @@ def settings_for(tmp_path: Path, fd: FakeDiscord, **values: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_bot(settings: Settings, fd: FakeDiscord) -> AsyncIterator[VideoBot]:
-    bot = VideoBot(settings, guild_ready_timeout=0.05)
-    with point_discord_py(fd):
-        start = asyncio.create_task(bot.start(fd.token))
-        ready = asyncio.create_task(bot.wait_until_ready())
-        try:
-            done, _ = await asyncio.wait({start, ready}, timeout=15,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if start in done:
-                start.result()
-                raise RuntimeError("the bot stopped before it was ready")
-            if ready not in done:
-                raise TimeoutError("the bot was not ready within 15 s")
-            yield bot
-        finally:
-            ready.cancel()
-            await bot.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await start
+    async with running_client(fd, VideoBot(settings, guild_ready_timeout=0.05)) as bot:
+        yield bot
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from discord.ext import commands
 from PIL import Image
 
 from tests.fakes.fake_discord import FakeDiscord, Perm, point_discord_py
+from tests.fakes.fake_discord.pointing import running_client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,24 +39,8 @@ def make_bot() -> commands.Bot:
 @contextlib.asynccontextmanager
 async def running(fd: FakeDiscord, bot: commands.Bot) -> AsyncIterator[commands.Bot]:
     """Start ``bot`` against the fake; yield once it is ready; always close it."""
-    with point_discord_py(fd):
-        start = asyncio.create_task(bot.start(fd.token))
-        ready = asyncio.create_task(bot.wait_until_ready())
-        try:
-            done, _ = await asyncio.wait({start, ready}, timeout=10,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if start in done:
-                start.result()
-                raise RuntimeError("the bot stopped before it was ready")
-            if ready not in done:
-                raise TimeoutError("the bot was not ready within 10 s")
-            yield bot
-        finally:
-            ready.cancel()
-            await bot.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await start
+    async with running_client(fd, bot, ready_within=10) as started:
+        yield started
 
 
 def png_bytes(width: int, height: int) -> bytes:

@@ -11,9 +11,12 @@ DISCORD_API_BASE_URL / DISCORD_GATEWAY_URL settings.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypeVar
+
+ClientT = TypeVar("ClientT")
 
 
 @contextlib.contextmanager
@@ -32,3 +35,28 @@ def point_discord_py(fd: Any = None, *, api_base: str | None = None,
         yield
     finally:
         Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+@contextlib.asynccontextmanager
+async def running_client(fd: Any, client: ClientT, *, ready_within: float = 15.0
+                         ) -> AsyncIterator[ClientT]:
+    """Start a discord.py ``client`` against the fake; yield once it is ready; always
+    close it."""
+    with point_discord_py(fd):
+        start = asyncio.create_task(client.start(fd.token))  # type: ignore[attr-defined]
+        ready = asyncio.create_task(client.wait_until_ready())  # type: ignore[attr-defined]
+        try:
+            done, _ = await asyncio.wait({start, ready}, timeout=ready_within,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if start in done:
+                start.result()
+                raise RuntimeError("the client stopped before it was ready")
+            if ready not in done:
+                raise TimeoutError(f"the client was not ready within {ready_within} s")
+            yield client
+        finally:
+            ready.cancel()
+            await client.close()  # type: ignore[attr-defined]
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await start
