@@ -38,7 +38,7 @@ from bot.store import Store
 from tests.bot.support import World
 from tests.fakes.apixo import FakeApixo
 from tests.fakes.fake_discord.bodies import ApiError
-from tests.faults.support import Books, books, fault_world, settle
+from tests.faults.support import Books, books, fault_world, settle, take_write_lock
 from tests.jobs.crash_harness import CRASH_POINTS
 
 JOBS = 10
@@ -215,10 +215,10 @@ async def database_locked(w: World, fake: FakeApixo) -> None:
     fake.task_s = 1.0
     await ask(w, JOBS // 2)
     for _ in range(2):
-        other = sqlite3.connect(w.bot.settings.database_path, timeout=10,
+        other = sqlite3.connect(w.bot.settings.database_path, timeout=0,
                                 isolation_level=None)
         try:
-            other.execute("BEGIN IMMEDIATE")
+            await take_write_lock(other)
             await ask(w, JOBS // 4)
             await asyncio.sleep(3.0)
         finally:

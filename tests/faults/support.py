@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -104,3 +105,17 @@ def assert_clean(result: Books, *, delivered: int | None = None) -> None:
         0, 0, 0, 0), result
     if delivered is not None:
         assert result.delivered == delivered, result
+
+
+async def take_write_lock(conn: sqlite3.Connection, within: float = 20.0) -> None:
+    """BEGIN IMMEDIATE without blocking the event loop: the bot under test shares this
+    loop, and its own open transaction can only finish while the loop runs."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.01)

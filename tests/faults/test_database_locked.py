@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.support import assert_clean, books, fault_world, settle, videos
+from tests.faults.support import (
+    assert_clean,
+    books,
+    fault_world,
+    settle,
+    take_write_lock,
+    videos,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,9 +27,9 @@ async def test_database_locked_for_eight_seconds(tmp_path: Path) -> None:
         fake.task_s = 1.0
         await videos(w, ["fox", "owl", "hare"])
         await fake.wait_until(lambda: fake.submits_accepted == 3)
-        other = sqlite3.connect(w.bot.settings.database_path, timeout=10, isolation_level=None)
+        other = sqlite3.connect(w.bot.settings.database_path, timeout=0, isolation_level=None)
         try:
-            other.execute("BEGIN IMMEDIATE")  # the write lock, held by another connection
+            await take_write_lock(other)
             more = [await w.command("video", {"prompt": p, "duration": 4})
                     for p in ("lynx", "crow")]
             for interaction in more:
