@@ -16,6 +16,7 @@ from PIL import Image
 
 from bot.app import VideoBot
 from bot.config import Settings
+from bot.store import Job
 from tests.fakes.fake_discord import FakeDiscord, Perm
 from tests.fakes.fake_discord.models import Message
 from tests.fakes.fake_discord.pointing import running_client
@@ -68,6 +69,19 @@ class World:
     async def wait_reply(self, interaction_id: int, needle: str, within: float = 10.0) -> str:
         await self.fd.wait_for(lambda: needle in self.reply_text(interaction_id), within)
         return self.reply_text(interaction_id)
+
+    async def settled(self, count: int, within: float = 30.0) -> list[Job]:
+        """Wait until ``count`` jobs exist and none is unfinished (the video message can
+        appear a moment before its job is recorded as delivered); return them."""
+        deadline = time.monotonic() + within
+        while True:
+            jobs = await self.bot.store.jobs_for(self.guild, None, limit=10_000)
+            if len(jobs) >= count and all(job.terminal for job in jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                states = sorted(job.state.value for job in jobs)
+                raise AssertionError(f"jobs did not settle within {within} s: {states}")
+            await asyncio.sleep(0.05)
 
     async def wait_videos(self, count: int, within: float = 30.0) -> list[Message]:
         await self.fd.wait_for(lambda: len(self.videos()) >= count, within)

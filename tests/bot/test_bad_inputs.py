@@ -126,7 +126,7 @@ async def test_cmyk_and_16_bit_images_are_converted_and_charged_normally(
         await w.command("animate", {"prompt": "slow zoom", "duration": 4},
                         attachments={"image": url})
         await w.wait_videos(1)
-        (job,) = await w.bot.store.jobs_for(w.guild, None)
+        (job,) = await w.settled(1)
         assert job.state.value == "delivered" and job.seconds == 4
         assert await w.bot.store.ledger_balance(job.id) == 4
         (task,) = fake.tasks.values()

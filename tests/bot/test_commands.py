@@ -193,7 +193,7 @@ async def test_delete_and_retry_buttons(tmp_path: Path) -> None:
         await w.fd.send_interaction(
             w.fd.button(f"video:delete:{job_id}", video.id, user_id=w.member))
         await eventually(lambda: len(w.videos()) == 1)
-        jobs = await w.bot.store.jobs_for(w.guild, None)
+        jobs = await w.settled(2)
         assert len(jobs) == 2 and all(j.state.value == "delivered" for j in jobs)
 
 

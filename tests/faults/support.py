@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -61,17 +60,11 @@ async def videos(w: World, prompts: list[str], **options: Any) -> list[int]:
 
 
 async def settle(w: World, count: int, within: float = 30.0) -> list[Job]:
-    """Wait until ``count`` jobs exist and none is unfinished; return them."""
-    deadline = time.monotonic() + within
-    while True:
-        jobs = await w.bot.store.jobs_for(w.guild, None, limit=10_000)
-        if len(jobs) >= count and all(j.terminal for j in jobs):
-            await asyncio.sleep(0.3)  # a late duplicate would show up now
-            return await w.bot.store.jobs_for(w.guild, None, limit=10_000)
-        if time.monotonic() > deadline:
-            states = Counter(j.state.value for j in jobs)
-            raise AssertionError(f"jobs did not settle in {within} s: {dict(states)}")
-        await asyncio.sleep(0.05)
+    """Wait until ``count`` jobs exist and none is unfinished; then a moment more, for a
+    late duplicate to show up; return them."""
+    await w.settled(count, within)
+    await asyncio.sleep(0.3)
+    return await w.bot.store.jobs_for(w.guild, None, limit=10_000)
 
 
 def job_of(message: Any) -> str:
