@@ -138,9 +138,6 @@ class Settings(BaseSettings):
     def base_url(self, provider: str) -> str:
         return str(getattr(self, f"{provider}_base_url"))
 
-    def callback_base(self) -> str | None:
-        return self.public_base_url
-
 
 _SECRET_FIELDS = {"discord_token", "apixo_api_key", "aivideoapi_api_key", "pixazo_api_key"}
 

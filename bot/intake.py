@@ -95,7 +95,7 @@ def check_options(
     return VideoOptions(spec, text, chosen, picked, mode)
 
 
-def check_attachment(size: int, content_type: str | None) -> None:
+def check_attachment(size: int) -> None:
     """Cheap checks on an attachment before reading it (the bytes decide later)."""
     if size <= 0:
         raise Refusal("That attachment is empty.")

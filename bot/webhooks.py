@@ -49,9 +49,6 @@ class ImageShelf:
         self._expire()
         return self._items.get(name)
 
-    def discard(self, name: str) -> None:
-        self._items.pop(name, None)
-
     def _expire(self) -> None:
         now = time.time()
         for key in [k for k, v in self._items.items() if v.expires_at < now]:

@@ -6,7 +6,7 @@ import time
 
 import discord
 
-from bot.catalog import ModelSpec, estimate_cost, get_model
+from bot.catalog import ModelSpec, get_model
 from bot.jobs_types import JobUpdate, Phase
 from bot.media.video import VideoInfo
 from bot.store import Job, QuotaExceeded, QuotaSettings, Usage, UsageReport
@@ -173,8 +173,3 @@ def usage_embed(report: UsageReport) -> discord.Embed:
     embed.set_footer(text="Counts since the period began or the last /quota reset")
     return embed
 
-
-def cost_line(job: Job) -> str:
-    spec = spec_of(job)
-    cost = estimate_cost(spec, job.seconds) if spec else None
-    return money(cost)

@@ -84,7 +84,7 @@ class Video(commands.Cog):
                 self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
                 model=model, mode=Mode.IMAGE,
             )
-            check_attachment(image.size, image.content_type)
+            check_attachment(image.size)
             check_can_post(interaction)
             await defer(interaction)
             async with admitted(interaction, options):

@@ -130,10 +130,6 @@ def _check_boxes(path: Path, size: int) -> None:
                 return
 
 
-async def probe_mp4_async(path: Path) -> VideoInfo:
-    return await asyncio.to_thread(probe_mp4, path)
-
-
 def shrink_to_fit(src: Path, dest: Path, max_bytes: int) -> VideoInfo:
     """Re-encode ``src`` into ``dest`` (H.264 yuv420p, AAC, faststart) under ``max_bytes``.
 

@@ -11,7 +11,6 @@ from bot.media.video import (
     VideoProblem,
     _target_size,
     probe_mp4,
-    probe_mp4_async,
     shrink_to_fit,
     shrink_to_fit_async,
 )
@@ -29,10 +28,6 @@ def test_probe_of_a_real_mp4(card_mp4: Path) -> None:
     assert info.video_codec == "h264"
     assert info.has_audio
     assert info.size_bytes == card_mp4.stat().st_size
-
-
-async def test_probe_async(card_mp4: Path) -> None:
-    assert (await probe_mp4_async(card_mp4)).video_codec == "h264"
 
 
 def test_html_page_saved_as_mp4_is_refused(tmp_path: Path) -> None:
