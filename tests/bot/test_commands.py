@@ -95,8 +95,8 @@ async def test_quota_exhaustion_refuses_without_a_provider_call(tmp_path: Path) 
         await asyncio.sleep(0.3)
         assert fake.submits_accepted == 1 and len(w.videos()) == 1
         # The bot keeps working: a moderator raises the quota and the member goes again.
-        await w.command("quota", {"seconds": 60}, subcommand="set", user=w.moderator)
-        await eventually(lambda: len(w.fd.global_syncs) >= 0)
+        raised = await w.command("quota", {"seconds": 60}, subcommand="set", user=w.moderator)
+        await w.wait_reply(raised, "Quota updated")
         third = await w.command("video", {"prompt": "third", "duration": 4})
         await w.acked(third)
         await w.wait_videos(2)
