@@ -15,17 +15,17 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot.audit import AuditPoster
 from bot.config import Settings
-from bot.delivery import DiscordDelivery
-from bot.jobs import JobService
-from bot.jobs_types import JobUpdate
+from bot.jobs.service import JobService
+from bot.jobs.types import JobUpdate
 from bot.moderation.gate import RuleGate
+from bot.posting.audit import AuditPoster
+from bot.posting.delivery import DiscordDelivery
+from bot.posting.status import StatusBoard
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
-from bot.status import StatusBoard
 from bot.store import Store
-from bot.webhooks import WebhookServer
+from bot.web.server import WebhookServer
 
 log = logging.getLogger(__name__)
 

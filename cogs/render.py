@@ -7,7 +7,7 @@ import time
 import discord
 
 from bot.catalog import ModelSpec, get_model
-from bot.jobs_types import JobUpdate, Phase
+from bot.jobs.types import JobUpdate, Phase
 from bot.media.video import VideoInfo
 from bot.store import Job, QuotaExceeded, QuotaSettings, Usage, UsageReport
 

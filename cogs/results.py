@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.catalog import Mode, Orientation
-from bot.intake import Refusal, check_options, prepare_image
+from bot.jobs.intake import Refusal, check_options, prepare_image
 from bot.store import Job
 from cogs.errors import explain, reply
 from cogs.launch import admitted, audited, check_can_post, defer, launch

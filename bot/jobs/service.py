@@ -22,18 +22,18 @@ from pathlib import Path
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from bot import jobfiles
 from bot.catalog import ModelSpec, get_model
 from bot.config import Settings
-from bot.download import DownloadError
-from bot.jobs_types import Deliver, DeliveryFailed, JobUpdate, OnUpdate, Phase
+from bot.jobs import files as jobfiles
+from bot.jobs.queueing import ProviderQueue
+from bot.jobs.types import Deliver, DeliveryFailed, JobUpdate, OnUpdate, Phase
+from bot.jobs.waiting import PollSchedule, wait_for_task
 from bot.media.video import VideoInfo, VideoProblem, probe_mp4
 from bot.providers.base import SourceImage, TaskState, VideoProvider
+from bot.providers.download import DownloadError
 from bot.providers.errors import ProviderError, SubmitUncertain
-from bot.queueing import ProviderQueue
 from bot.store import Job, JobState, NewJob, QuotaSettings, Store
-from bot.waiting import PollSchedule, wait_for_task
-from bot.webhooks import WebhookServer
+from bot.web.server import WebhookServer
 
 log = logging.getLogger(__name__)
 
