@@ -21,7 +21,9 @@ from bot.jobs.types import JobUpdate
 from bot.moderation.gate import RuleGate
 from bot.posting.audit import AuditPoster
 from bot.posting.delivery import DiscordDelivery
+from bot.posting.embeds import link_text, result_embed, status_embed
 from bot.posting.status import StatusBoard
+from bot.posting.views import ResultActions, result_view
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.store import Store
@@ -64,6 +66,7 @@ class VideoBot(commands.Bot):
         self.settings = settings
         self._providers: dict[str, VideoProvider] = {}
         self.ready_once = False
+        self.result_actions = ResultActions()
 
     def provider(self, name: str) -> VideoProvider:
         if name not in self._providers:
@@ -75,9 +78,6 @@ class VideoBot(commands.Bot):
         return self.settings.database_path.parent / "work"
 
     async def setup_hook(self) -> None:
-        from cogs import render
-        from cogs.results import result_view
-
         self.store = await Store.open(self.settings.database_path)
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         self.webhook = WebhookServer(
@@ -87,12 +87,12 @@ class VideoBot(commands.Bot):
             health=self._health,
             public_base_url=self.settings.public_base_url,
         )
-        self.status_board = StatusBoard(self, self.store, render.status_embed)
+        self.status_board = StatusBoard(self, self.store, status_embed)
         self.rules = RuleGate(self.store)
         self.audit = AuditPoster(self, self.store)
         self.audit.start()
         delivery = DiscordDelivery(
-            self, embed=render.result_embed, view=result_view, link_text=render.link_text
+            self, embed=result_embed, view=result_view, link_text=link_text
         )
         self.jobs = JobService(
             store=self.store,
