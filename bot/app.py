@@ -41,7 +41,7 @@ class StartupError(Exception):
     """The bot cannot start; the message names the setting to fix."""
 
 
-class VideoBot(commands.Bot):
+class VideoBot(commands.AutoShardedBot):
     store: Store
     session: aiohttp.ClientSession
     webhook: WebhookServer
@@ -54,6 +54,9 @@ class VideoBot(commands.Bot):
         # The bot never joins voice: silence discord.py's voice-library warnings.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
+        shard_options: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            shard_options["shard_ids"] = settings.shard_ids
         intents = discord.Intents.none()
         intents.guilds = True  # no privileged intents are needed
         super().__init__(
@@ -61,6 +64,7 @@ class VideoBot(commands.Bot):
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            **shard_options,
             **options,
         )
         self.settings = settings
@@ -126,10 +130,12 @@ class VideoBot(commands.Bot):
     async def _on_callback(self, provider: str, token: str, body: bytes) -> bool:
         return await self.jobs.handle_callback(provider, token, body)
 
-    async def _health(self) -> dict[str, bool]:
+    async def _health(self) -> dict[str, Any]:
         return {
             "database": await self.store.ping(),
             "discord": self.is_ready() and not self.is_closed(),
+            "shards": sorted(self.shards),
+            "shard_count": self.shard_count,
         }
 
     def command_payload(self) -> list[dict[str, Any]]:
@@ -142,6 +148,9 @@ class VideoBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to the development guild", len(synced))
+            return
+        if not self.settings.runs_shard_zero:
+            log.info("global commands are synced by the process that runs shard 0")
             return
         digest = hashlib.sha256(
             json.dumps(self.command_payload(), sort_keys=True).encode()

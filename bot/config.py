@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     database_path: Path = Path("data/bot.sqlite3")
     poll_first_s: float | None = Field(default=None, gt=0)
     poll_interval_s: float | None = Field(default=None, gt=0)
+    # Scale-out: the gateway shards this process runs (unset: Discord's recommended count,
+    # all in this process) and how long a silent process keeps its jobs.
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: Annotated[list[int] | None, NoDecode] = None
+    job_lease_s: float = Field(default=30.0, gt=0)
 
     # Beyond the contract: tuning with safe defaults.
     sandbox_delay_s: float = Field(default=3.0, ge=0)
@@ -113,6 +118,38 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"the price for {key.strip()} is not a number") from None
         return prices
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _parse_shard_ids(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        items = [p.strip() for p in value.split(",") if p.strip()]
+        if not items or not all(p.isdigit() for p in items):
+            raise ValueError("write the shard ids as whole numbers separated by commas, e.g. 0,1")
+        ids = [int(p) for p in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("names a shard more than once")
+        return ids
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> Settings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("SHARD_IDS: needs SHARD_COUNT, the total number of shards")
+        too_big = [n for n in self.shard_ids if n >= self.shard_count]
+        if too_big:
+            raise ValueError(
+                f"SHARD_IDS: shard {too_big[0]} does not exist with SHARD_COUNT="
+                f"{self.shard_count} (ids run from 0 to {self.shard_count - 1})"
+            )
+        return self
+
+    @property
+    def runs_shard_zero(self) -> bool:
+        """The process that runs shard 0 (or every shard) is the one that syncs commands."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
     @model_validator(mode="after")
     def _check_model_and_key(self) -> Settings:

@@ -79,6 +79,21 @@ class Session:
     def wants(self, intent: int | None) -> bool:
         return intent is None or bool(self.intents & intent)
 
+    def serves(self, guild_id: int | None) -> bool:
+        """Discord routes a server's events to shard ``(guild_id >> 22) % shard_count``."""
+        if guild_id is None or not self.shard or self.shard[1] <= 1:
+            return True
+        return shard_of(guild_id, self.shard[1]) == self.shard[0]
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    return (guild_id >> 22) % shard_count
+
+
+def _guild_of(data: dict[str, Any]) -> int | None:
+    raw = data.get("guild_id")
+    return int(raw) if raw is not None else None
+
 
 class Connection:
     def __init__(self, ws: web.WebSocketResponse, compress: str | None) -> None:
@@ -164,10 +179,12 @@ class Gateway:
 
     def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None,
                  on_sent: Callable[[], None] | None = None) -> int:
-        """Queue an event to every session that may receive it; returns how many."""
+        """Queue an event to every session that may receive it (a server's events go only
+        to the sessions of its shard); returns how many."""
         count = 0
+        guild_id = _guild_of(data)
         for session in self.resumable_sessions():
-            if session.wants(intent):
+            if session.wants(intent) and session.serves(guild_id):
                 self._dispatch_to(session, event, data, on_sent)
                 count += 1
         return count
@@ -178,6 +195,8 @@ class Gateway:
 
     def dispatch_guild_create(self, guild: Any) -> None:
         for session in self.resumable_sessions():
+            if not session.serves(guild.id):
+                continue
             self._dispatch_to(session, "GUILD_CREATE", self.fd.world.guild_create_payload(
                 guild, all_members=bool(session.intents & INTENT_GUILD_MEMBERS)))
 
@@ -284,15 +303,23 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~self.allowed_privileged_intents:
             await conn.close(4014, "Disallowed intent(s)")
             return False
+        shard = data.get("shard")
+        if shard is not None and not (
+            isinstance(shard, list) and len(shard) == 2 and all(isinstance(n, int) for n in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            await conn.close(4010, "Invalid shard")
+            return False
         self.identifies += 1
-        session = Session(secrets.token_hex(16), intents, data.get("shard"))
+        session = Session(secrets.token_hex(16), intents, shard)
         self.sessions[session.id] = session
         session.conn = conn
         conn.session = session
         fd = self.fd
         ready = {
             "v": 10, "user": fd.world.bot.payload() | {"verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(g), "unavailable": True} for g in fd.world.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in fd.world.guilds
+                       if session.serves(g)],
             "session_id": session.id, "session_type": "normal",
             "resume_gateway_url": fd.gateway_url, "shard": data.get("shard") or [0, 1],
             "application": {"id": str(fd.application_id), "flags": fd.application_flags},
@@ -302,6 +329,8 @@ class Gateway:
         }
         self._dispatch_to(session, "READY", ready)
         for guild in fd.world.guilds.values():
+            if not session.serves(guild.id):
+                continue
             self._dispatch_to(session, "GUILD_CREATE", fd.world.guild_create_payload(
                 guild, all_members=bool(intents & INTENT_GUILD_MEMBERS)))
         fd.changed()

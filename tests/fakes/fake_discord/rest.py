@@ -117,7 +117,7 @@ class RestApi:
 
     async def get_gateway_bot(self, request: web.Request) -> web.Response:
         return json_response({
-            "url": self.fd.gateway_url, "shards": 1,
+            "url": self.fd.gateway_url, "shards": self.fd.recommended_shards,
             "session_start_limit": {"total": 1000, "remaining": 999,
                                     "reset_after": 14_400_000, "max_concurrency": 1},
         })

@@ -71,6 +71,7 @@ class FakeDiscord:
         self.host = host
         self.ids = Snowflakes()
         self.bot_user_id = self.ids.next()
+        self.recommended_shards = 1  # GET /gateway/bot's "shards"
         self.application_id = self.bot_user_id  # as for every modern Discord application
         self.token = token or ".".join((
             base64.b64encode(str(self.bot_user_id).encode()).decode().rstrip("="),
@@ -324,7 +325,9 @@ class FakeDiscord:
         record = self.interactions.get(int(payload["id"]))
         if record is None:
             raise KeyError("build the payload with fd.slash() / fd.button()")
-        await self.wait_for(self.gateway.live_sessions, timeout)
+        guild_id = int(payload["guild_id"]) if payload.get("guild_id") else None
+        await self.wait_for(lambda: [
+            s for s in self.gateway.live_sessions() if s.serves(guild_id)], timeout)
         sent = asyncio.get_running_loop().create_future()
 
         def on_sent() -> None:
