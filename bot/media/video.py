@@ -16,8 +16,10 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
+if TYPE_CHECKING:  # PyAV costs ~17 MB resident: imported only when a video is handled
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ def probe_mp4(path: Path) -> VideoInfo:
     if size == 0:
         raise VideoProblem("The video file is empty.")
     _check_boxes(path, size)
+    import av
+
     try:
         # skip_frame=all: FFmpeg's stream probing (avformat_find_stream_info) takes the
         # codec parameters from the MP4's sample description instead of decoding frames
@@ -191,6 +195,8 @@ def _target_size(width: int, height: int, fps: float, video_bps: int) -> tuple[i
 
 
 def _transcode(src: Path, tmp: Path, info: VideoInfo, video_bps: int, audio_bps: int) -> None:
+    import av
+
     try:
         with av.open(str(src), "r") as inp:
             vin = inp.streams.video[0]
@@ -233,6 +239,8 @@ def _copy(
     fps: Fraction,
 ) -> None:
     """Decode, scale and encode every frame, muxing as it goes (constant memory)."""
+    import av
+
     width, height = vout.width, vout.height
     last_pts = -1
     for packet in inp.demux([vin] if ain is None else [vin, ain]):

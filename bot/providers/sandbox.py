@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.catalog import ModelSpec, Orientation
-from bot.media.testcard import make_test_card
 from bot.providers.base import GenerationRequest, TaskState, TaskStatus, VideoProvider
 from bot.providers.download import DownloadError, DownloadTooLarge
 from bot.providers.errors import TaskNotFound
@@ -105,6 +104,8 @@ class SandboxProvider(VideoProvider):
             if "i" in task:
                 width, height = task["i"]
                 prompt = f"[animated from a {width}×{height} image] {prompt}"
+            from bot.media.testcard import make_test_card  # PyAV: loaded when first used
+
             await asyncio.to_thread(
                 make_test_card,
                 path,
