@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from bot.catalog import Orientation, get_model
+from bot.media import testcard as testcard_module
 from bot.media.images import fit_image
 from bot.media.video import probe_mp4
-from bot.providers import sandbox as sandbox_module
 from bot.providers.base import GenerationRequest, TaskState
 from bot.providers.download import DownloadError, DownloadTooLarge
 from bot.providers.errors import InvalidRequest, TaskNotFound
@@ -40,14 +40,14 @@ async def finished(provider: SandboxProvider, task_id: str) -> str:
 @pytest.fixture
 def counted_renders(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     rendered: list[Path] = []
-    real = sandbox_module.make_test_card
+    real = testcard_module.make_test_card
 
     def counting(path: Path, **kwargs: Any) -> None:
         rendered.append(path)
         time.sleep(0.05)  # widen the window in which a second render could start
         real(path, **kwargs)
 
-    monkeypatch.setattr(sandbox_module, "make_test_card", counting)
+    monkeypatch.setattr(testcard_module, "make_test_card", counting)
     return rendered
 
 
