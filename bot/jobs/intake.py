@@ -20,6 +20,7 @@ from bot.catalog import (
     price_per_second,
 )
 from bot.config import Settings
+from bot.errors import Refusal as Refusal  # re-exported: the cogs catch it from here
 from bot.jobs.service import JobService
 from bot.media.images import ImageProblem, check_rules, fit_image, image_orientation, inspect_image
 from bot.providers.base import SourceImage
@@ -28,14 +29,6 @@ from bot.store import Job, NewJob, QuotaSettings, Store
 # The largest attachment the bot reads at all; bigger images than a provider takes (but
 # under this) are re-encoded to fit.
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
-
-
-class Refusal(Exception):
-    """Something the member can fix; nothing was charged."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.jobs.intake import Refusal
+from bot.errors import Refusal
 from bot.moderation.blocklist import find_blocked
 from bot.moderation.policy import RuleSnapshot
 
