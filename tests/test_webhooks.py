@@ -113,3 +113,67 @@ def test_the_soft_descriptor_limit_is_raised_toward_the_hard_limit(tmp_path: Pat
 
     expected = 65536 if hard == resource.RLIM_INFINITY else hard
     assert soft == expected > 64
+
+
+SERVE = """
+import asyncio, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))  # soft = hard: nothing to raise
+from bot.webhooks import WebhookServer
+
+async def main():
+    async def no_callback(*args):
+        return False
+    async def healthy():
+        return {"database": True}
+    kwargs = {"max_connections": 32, "header_timeout_s": 60} if sys.argv[1] == "capped" else {}
+    srv = WebhookServer("127.0.0.1", 0, on_callback=no_callback, health=healthy, **kwargs)
+    await srv.start()
+    print(srv.port, flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+async def _settled_descriptor_count(pid: int) -> int:
+    """The server's open descriptors once it has taken in the flood (unchanged for 0.5 s;
+    at most 10 s of waiting)."""
+    counts: list[int] = []
+    for _ in range(100):
+        counts.append(len(os.listdir(f"/proc/{pid}/fd")))
+        if len(counts) > 5 and len(set(counts[-6:])) == 1:
+            break
+        await asyncio.sleep(0.1)
+    return counts[-1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+async def test_healthz_answers_under_a_descriptor_limit_flooded_by_half_open_connections(
+    tmp_path: Path,
+) -> None:
+    """The reported failure: a server process limited to 128 descriptors, 200 connections
+    each sending half a header. With the cap (32 here, and a header timeout too long to
+    help), /healthz still answers on a fresh connection."""
+    root = Path(__file__).resolve().parents[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVE, "capped", cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        assert proc.stdout is not None
+        port = int(await asyncio.wait_for(proc.stdout.readline(), timeout=30))
+        for _ in range(HALF_OPEN):
+            conns.append(await _half_open(port))
+        held = await _settled_descriptor_count(proc.pid)
+        assert held < 128, "the server used up its descriptors"
+        async with aiohttp.ClientSession() as client, client.get(
+            f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=10)
+        ) as resp:
+            assert resp.status == 200
+    finally:
+        for _, writer in conns:
+            writer.close()
+        proc.kill()
+        await proc.wait()
