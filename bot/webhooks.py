@@ -50,8 +50,8 @@ def raise_open_files_limit() -> tuple[int, int] | None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = FD_LIMIT_WANTED if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft >= target:
-        return soft, soft
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft, soft  # already as high as it goes: never lower it
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     except (ValueError, OSError) as exc:  # e.g. macOS caps it below an unlimited hard limit
