@@ -52,13 +52,6 @@ class ModelSpec(BaseModel):
     modes: tuple[Mode, ...] = (Mode.TEXT, Mode.IMAGE)
     durations: tuple[int, ...] = (4, 8, 12)
     orientations: tuple[Orientation, ...] = (Orientation.LANDSCAPE, Orientation.PORTRAIT)
-    # Output size (width, height) per orientation, for previews and Pixazo image fitting.
-    sizes: Mapping[Orientation, tuple[int, int]] = Field(
-        default_factory=lambda: {
-            Orientation.LANDSCAPE: (1280, 720),
-            Orientation.PORTRAIT: (720, 1280),
-        }
-    )
     # Request fields that express the orientation, per mode, exactly as the API wants them.
     text_fields: Mapping[Orientation, Mapping[str, Any]] = Field(default_factory=dict)
     image_fields: Mapping[Orientation, Mapping[str, Any]] = Field(default_factory=dict)

@@ -38,6 +38,7 @@ from bot.providers.http import (
     get_json,
     post_json,
 )
+from bot.providers.ratelimit import RequestRates
 from bot.providers.validation import validate_request
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}")
 _CONTENT_WORDS = ("content polic", "policy", "safety", "sensitive", "moderation", "violat",
                   "prohibited", "inappropriate", "nsfw")
 _BALANCE_WORDS = ("insufficient", "balance", "credit", "top up", "wallet", "quota exceeded")
-_MODEL_GONE = re.compile(r"\bmodel\b[^.;]{0,60}?\b(not found|not exist|does not exist|"
-                         r"disabled|inactive|retired|unavailable|not supported)", re.IGNORECASE)
 
 
 def mentions_content_policy(text: str) -> bool:
@@ -61,10 +60,6 @@ def mentions_content_policy(text: str) -> bool:
 def mentions_balance(text: str) -> bool:
     lowered = text.lower()
     return any(word in lowered for word in _BALANCE_WORDS)
-
-
-def mentions_model_gone(text: str) -> bool:
-    return bool(_MODEL_GONE.search(text))
 
 
 def model_unavailable(detail: str) -> ModelUnavailable:
@@ -87,8 +82,6 @@ def error_from_text(status: int, text: str, detail: str, op: Op) -> ProviderErro
     """The error a provider's free-text message makes plain, whatever its status code."""
     if status == 402 or (status in (400, 403) and mentions_balance(text)):
         return InsufficientBalance(detail=detail)
-    if mentions_model_gone(text) or (status == 404 and op == "submit"):
-        return model_unavailable(detail)  # a create endpoint that 404s: the model is gone
     if status == 400 and mentions_content_policy(text):
         return ContentRejected(detail=detail)
     if status == 400 and "image" in text.lower():
@@ -200,6 +193,7 @@ class HttpAdapter(VideoProvider):
         self._key = api_key
         self._retry = retry
         self._submit_retry = submit_retry
+        self._rates = RequestRates()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base!r})"
@@ -230,7 +224,8 @@ class HttpAdapter(VideoProvider):
             )
         validate_request(spec, request)
 
-    async def _get(self, path: str, op: Op, params: Mapping[str, str] | None = None) -> Reply:
+    async def _get(self, path: str, op: Op, params: Mapping[str, str] | None = None,
+                   *, spec: ModelSpec | None = None) -> Reply:
         return await get_json(
             self._session,
             self._base + path,
@@ -239,10 +234,12 @@ class HttpAdapter(VideoProvider):
             classify=lambda reply: self._classify(reply, op),
             policy=self._retry,
             params=params,
+            limiter=self._rates.for_model(spec),
         )
 
     async def _create(
-        self, path: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+        self, path: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None,
+        *, spec: ModelSpec | None = None,
     ) -> Reply:
         return await post_json(
             self._session,
@@ -252,6 +249,7 @@ class HttpAdapter(VideoProvider):
             headers={**self._headers(), **(headers or {})},
             classify=lambda reply: self._classify(reply, "submit"),
             policy=self._submit_retry,
+            limiter=self._rates.for_model(spec),
         )
 
     def _require_id(self, value: Any, reply: Reply) -> str:

@@ -1,6 +1,10 @@
 """aivideoapi.ai (seed 002): ``/v1/videos/generations``, ``/v1/tasks/{id}``, ``/v1/credits``.
 
 Errors come as ``{"error": {"code", "message", "type"}}``; the code decides the class.
+A create answered 503 ``upstream_error`` is a definite refusal (the document: the upstream
+provider returned an error and the credits are refunded), so the job fails at once; a
+5xx without that body (a gateway's own error page, ``internal_error``) may hide a created
+task and stays "uncertain".
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from bot.providers.errors import (
     ProviderError,
     RateLimited,
     TaskNotFound,
+    UpstreamRefused,
 )
 from bot.providers.http import Reply, error_for_status, parse_retry_after
 
@@ -59,7 +64,7 @@ _BY_CODE: dict[str, Callable[[str, Reply], ProviderError]] = {
     "rate_limit_exceeded": _rate_limited,
     "spend_limit_exceeded": lambda d, r: spend_limit_reached(d),
     "internal_error": lambda d, r: ProviderDown(detail=d),
-    "upstream_error": lambda d, r: ProviderDown(detail=d),
+    "upstream_error": lambda d, r: UpstreamRefused(detail=d),
 }
 
 
@@ -100,14 +105,14 @@ class AivideoapiProvider(HttpAdapter):
     ) -> str:
         self._prepare(spec, request)
         reply = await self._create("/v1/videos/generations",
-                                   build_body(spec, request, callback_url))
+                                   build_body(spec, request, callback_url), spec=spec)
         task_id = self._require_id(dig(reply.body, "data", "taskId"), reply)
         log.info("aivideoapi: created task %s (%s, %ss)", task_id, spec.api_model,
                  request.duration)
         return task_id
 
     async def status(self, spec: ModelSpec, task_id: str) -> TaskStatus:
-        reply = await self._get(f"/v1/tasks/{segment(task_id)}", "status")
+        reply = await self._get(f"/v1/tasks/{segment(task_id)}", "status", spec=spec)
         return parse_status(task_id, reply.obj())
 
     async def _probe(self) -> None:

@@ -58,13 +58,14 @@ class ApixoProvider(HttpAdapter):
     ) -> str:
         self._prepare(spec, request)
         reply = await self._create(f"/generateTask/{spec.api_model}",
-                                   build_body(spec, request, callback_url))
+                                   build_body(spec, request, callback_url), spec=spec)
         task_id = self._require_id(dig(reply.body, "data", "taskId"), reply)
         log.info("apixo: created task %s (%s, %ss)", task_id, spec.api_model, request.duration)
         return task_id
 
     async def status(self, spec: ModelSpec, task_id: str) -> TaskStatus:
-        reply = await self._get(f"/statusTask/{spec.api_model}", "status", {"taskId": task_id})
+        reply = await self._get(f"/statusTask/{spec.api_model}", "status", {"taskId": task_id},
+                                spec=spec)
         data = dig(reply.body, "data")
         if not isinstance(data, dict):
             raise ProviderDown(detail=self._detail(reply.status, "status reply without data"))

@@ -2,20 +2,30 @@
 
 Result URLs are often signed: their query strings are secrets-ish, so only the scheme,
 host and path are ever logged or put into an error.
+
+Redirects are followed by hand, each hop checked before it is requested: only http(s),
+at most ``MAX_REDIRECTS``, and only to the server the provider's URL named (same host
+and port) or to a host whose every address is public. A result URL cannot send the bot
+to a private, loopback, link-local or otherwise non-public address it was not already
+given: the first URL comes from the provider the operator configured (tests and
+self-hosted relays use loopback ones), a redirect comes from whoever answers it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
+import socket
 import time
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -31,6 +41,9 @@ _WRITE_BATCH = 8 * 1024 * 1024
 ATTEMPTS = 4
 # 0.5 s, 1 s, 2 s ... (plus up to 0.5 s of jitter), at most 10 s between attempts.
 RETRY_WAIT = wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5)
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class DownloadError(Exception):
@@ -46,6 +59,12 @@ class DownloadError(Exception):
 
 class DownloadTooLarge(DownloadError):
     default_message = "The finished video is larger than the bot will download."
+
+
+class RedirectRefused(DownloadError):
+    default_message = (
+        "The provider's link to the video redirected somewhere the bot will not follow."
+    )
 
 
 class _Transient(Exception):
@@ -119,8 +138,32 @@ async def _fetch_once(
     if remaining <= 0:
         raise DownloadError("The video download took too long.", detail="deadline passed")
     timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=30, sock_read=120)
+    current, must_be_public = url, False
+    for _hop in range(MAX_REDIRECTS + 1):
+        outcome = await _get_once(session, current, must_be_public, dest, max_bytes, timeout)
+        if isinstance(outcome, int):
+            return outcome
+        current, must_be_public = outcome, await check_redirect(url, outcome)
+    raise DownloadError(detail=f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}")
+
+
+async def _get_once(
+    session: aiohttp.ClientSession, url: str, must_be_public: bool, dest: Path,
+    max_bytes: int, client_timeout: aiohttp.ClientTimeout,
+) -> str | int:
+    """One request: the redirect target it names (str), or the size of the saved body."""
     try:
-        async with session.get(url, timeout=timeout) as resp:
+        async with session.get(url, timeout=client_timeout, allow_redirects=False) as resp:
+            if must_be_public:
+                _check_peer(resp, url)
+            if resp.status in _REDIRECT_STATUSES:
+                location = resp.headers.get("Location")
+                if not location:
+                    raise DownloadError(detail=f"HTTP {resp.status} without a Location")
+                try:
+                    return str(resp.url.join(yarl.URL(location)))
+                except ValueError:
+                    raise RedirectRefused(detail="an unreadable Location") from None
             if resp.status == 429 or resp.status >= 500:
                 raise _Transient(f"HTTP {resp.status}")
             if resp.status >= 400:
@@ -139,6 +182,60 @@ async def _fetch_once(
         raise _Transient("timeout") from None
     except aiohttp.ClientError as exc:  # InvalidURL, TooManyRedirects, ...
         raise DownloadError(detail=type(exc).__name__) from None
+
+
+def _server(url: str) -> tuple[str, int] | None:
+    parts = urlsplit(url)
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.hostname.lower(), parts.port or _DEFAULT_PORTS[parts.scheme]
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address (not private, loopback, link-local,
+    shared, reserved, multicast or unspecified)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def check_redirect(origin: str, target: str) -> bool:
+    """Refuse a redirect from ``origin`` to ``target`` unless it is http(s) and goes to the
+    same server or to public addresses only. Returns True when the target had to be
+    public (the connection's peer is then checked too: the name may resolve anew)."""
+    safe = redact_url(target)
+    try:
+        to, start = _server(target), _server(origin)
+    except ValueError:
+        to = start = None
+    if to is None:
+        raise RedirectRefused(detail=f"to a non-http(s) URL: {safe}")
+    if to == start:
+        return False  # the server the provider's URL already named
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(to[0], to[1], type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise RedirectRefused(detail=f"to a host that does not resolve: {safe}") from None
+    addresses = {str(info[4][0]) for info in infos}
+    private = sorted(a for a in addresses if not is_public_address(a))
+    if not addresses or private:
+        log.warning("refused a redirect to %s (non-public address %s)", safe,
+                    private[0] if private else "none")
+        raise RedirectRefused(detail=f"to a non-public address: {safe}")
+    return True
+
+
+def _check_peer(resp: aiohttp.ClientResponse, url: str) -> None:
+    """The address actually connected to must be public too (DNS may have changed)."""
+    transport = resp.connection.transport if resp.connection is not None else None
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if peer and not is_public_address(str(peer[0])):
+        raise RedirectRefused(detail=f"connected to a non-public address for {redact_url(url)}")
 
 
 async def _stream_to(resp: aiohttp.ClientResponse, dest: Path, max_bytes: int) -> int:

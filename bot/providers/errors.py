@@ -70,6 +70,32 @@ class ProviderDown(ProviderError):
     default_message = "The video provider is not answering properly right now."
 
 
+class UpstreamRefused(ProviderDown):
+    """The provider answered a create with its documented "upstream refused" error.
+
+    A definite failure: the provider says the request was turned down (and refunds it), so
+    no task is running and the job fails at once. A status read that gets it is retried
+    like any outage (hence the ProviderDown base).
+    """
+
+    code = "upstream_refused"
+    default_message = (
+        "The video provider's upstream service turned this request down (it may be "
+        "overloaded, or it may not accept this prompt or image). Nothing was made; try "
+        "again later or reword the prompt."
+    )
+
+
+class EndpointNotFound(ProviderError):
+    """A create answered 404 without the provider's documented model-not-found body."""
+
+    code = "endpoint_not_found"
+    default_message = (
+        "The video provider does not know the address the bot sent this request to; an "
+        "admin should check the provider's base URL setting."
+    )
+
+
 class ContentRejected(ProviderError):
     code = "content_rejected"
     default_message = "The video provider refused this prompt under its content rules."
@@ -98,21 +124,7 @@ class SubmitUncertain(ProviderError):
     )
 
 
-# Terminal failure codes reported in a task's status, mapped to the error class a
-# member's message is built from.
-FAIL_CODE_CLASSES: dict[str, type[ProviderError]] = {
-    "promptinvalid": InvalidRequest,
-    "sensitivecontent": ContentRejected,
-    "sensitivecontentdetected": ContentRejected,
-    "content_violation": ContentRejected,
-    "inputimagesensitivecontentdetected": ImageRejected,
-    "imageformatincorrect": ImageRejected,
-    "invalidimagesize": ImageRejected,
-    "invalid_image_url": ImageRejected,
-    "ratelimited": RateLimited,
-    "timeout": TimedOut,
-}
-
+# Terminal failure codes reported in a task's status, with the sentence a member reads.
 FAIL_CODE_MESSAGES: dict[str, str] = {
     "promptinvalid": "The provider rejected the prompt. Try rewording it.",
     "sensitivecontent": "The provider's safety check refused this prompt or image.",

@@ -12,8 +12,15 @@ Retry rules:
   when the budget is spent the last typed error is raised (RateLimited, ProviderDown,
   TimedOut);
 * creates retry only what certainly created nothing: a connection that could not be
-  opened and HTTP 429. A timeout, a connection lost after sending, or any 5xx raises
-  ``SubmitUncertain`` and is never re-sent: a duplicate create would pay twice.
+  opened and HTTP 429. What may hide a created task (a timeout, a connection lost after
+  sending, a 5xx without the provider's documented refusal) raises ``SubmitUncertain``
+  and is never re-sent: a duplicate create would pay twice. A 5xx that the adapter
+  recognises as the provider's documented refusal (``UpstreamRefused``, e.g.
+  aivideoapi's 503 ``upstream_error``) is a definite failure, raised at once;
+* a 404 on a create is ``EndpointNotFound`` (a wrong base URL, say) unless the adapter
+  recognised the provider's documented model-not-found answer;
+* every attempt, creates and reads alike, first waits for the request-rate limiter the
+  adapter hands in (one per provider and model; see ``ratelimit.py``).
 
 Nothing here puts a header, a request URL or a key into a log line or an error: details
 are built from the status code and the provider's own error code and message, with the
@@ -34,6 +41,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
 import aiohttp
+import yarl
+from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -44,6 +53,7 @@ from tenacity import (
 
 from bot.providers.errors import (
     AuthenticationFailed,
+    EndpointNotFound,
     Forbidden,
     InsufficientBalance,
     InvalidRequest,
@@ -53,6 +63,7 @@ from bot.providers.errors import (
     SubmitUncertain,
     TaskNotFound,
     TimedOut,
+    UpstreamRefused,
 )
 
 log = logging.getLogger(__name__)
@@ -247,11 +258,28 @@ async def _once(
         return reply
     if isinstance(error, RateLimited):
         raise _Transient(error, retry_after=error.retry_after)
+    if submit and isinstance(error, UpstreamRefused):
+        log.warning("%s: refused by the provider (%s); nothing was created", op, error.detail)
+        raise error
     if isinstance(error, ProviderDown | TimedOut):
         if submit:
             raise _uncertain(op, error.detail or f"HTTP {reply.status}")
         raise _Transient(error, retry_after=parse_retry_after(reply.headers.get("Retry-After")))
+    if submit and isinstance(error, TaskNotFound):
+        # A create names no task yet: a 404 here means the address is wrong.
+        log.error("%s: %s answered 404 (%s); check the provider's base URL", op,
+                  _where(url), error.detail)
+        raise EndpointNotFound(detail=error.detail) from None
     raise error
+
+
+def _where(url: str) -> str:
+    """scheme://host[:port]/path of a request URL: no user info, no query string."""
+    try:
+        parsed = yarl.URL(url)
+        return str(parsed.with_user(None).with_query(None).with_fragment(None))
+    except (TypeError, ValueError):
+        return "<unparseable URL>"
 
 
 def _uncertain(op: str, detail: str) -> SubmitUncertain:
@@ -271,6 +299,7 @@ async def _send(
     body: Any = None,
     params: Mapping[str, str] | None = None,
     submit: bool = False,
+    limiter: AsyncLimiter | None = None,
 ) -> Reply:
     started = time.monotonic()
 
@@ -296,6 +325,8 @@ async def _send(
     try:
         async for attempt in retrying:
             with attempt:
+                if limiter is not None:  # the provider's request rate, before every attempt
+                    await limiter.acquire()
                 limit_s = policy.timeout
                 if not submit:  # keep reads inside the total budget
                     left = policy.max_total - (time.monotonic() - started)
@@ -319,10 +350,11 @@ async def get_json(
     classify: Classifier,
     policy: RetryPolicy = STATUS_RETRY,
     params: Mapping[str, str] | None = None,
+    limiter: AsyncLimiter | None = None,
 ) -> Reply:
     """A read (status, balance, key check): transient failures are retried."""
     return await _send(session, "GET", url, op=op, headers=headers, classify=classify,
-                       policy=policy, params=params)
+                       policy=policy, params=params, limiter=limiter)
 
 
 async def post_json(
@@ -335,7 +367,8 @@ async def post_json(
     classify: Classifier,
     policy: RetryPolicy = SUBMIT_RETRY,
     submit: bool = True,
+    limiter: AsyncLimiter | None = None,
 ) -> Reply:
     """A POST; with ``submit`` (the default) it follows the create rules above."""
     return await _send(session, "POST", url, op=op, headers=headers, classify=classify,
-                       policy=policy, body=body, submit=submit)
+                       policy=policy, body=body, submit=submit, limiter=limiter)

@@ -2,6 +2,11 @@
 
 The status URL is always built from the configured base; the ``polling_url`` of a reply
 is ignored so the subscription key never goes to a host a reply names.
+
+Callbacks are asked for with the ``X-Webhook-URL`` header only: the seed documents its
+payload (the status document, "Error via Status/Webhook", keyed by ``request_id``). The
+body's ``callback_url`` would add a second callback whose payload the seed describes only
+as "the video details", so it is never sent.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from bot.providers.adapter import (
     dig,
     error_from_text,
     failed,
+    model_unavailable,
     segment,
     succeeded,
     unknown_state,
@@ -31,6 +37,9 @@ _STATES = {"QUEUED": TaskState.QUEUED, "PENDING": TaskState.QUEUED,
 _PROBE_TASK = "sora-video_check-key-probe"
 TEXT_PATH = "/sora-video/v1/video/generate"
 IMAGE_PATH = "/sora-video/v1/video/i2v/generate"
+# The queue system's documented answer for a model it does not (or no longer) offer:
+# 400 {"error": "Model not found", "message": "Model '...' not found or is disabled"}.
+_MODEL_NOT_FOUND = "model not found"
 
 
 class PixazoProvider(HttpAdapter):
@@ -48,6 +57,8 @@ class PixazoProvider(HttpAdapter):
         body = reply.obj()
         kind, message = str(body.get("error") or ""), str(body.get("message") or "")
         detail = self._detail(reply.status, kind, message)
+        if reply.status == 400 and kind.strip().lower() == _MODEL_NOT_FOUND:
+            return model_unavailable(detail)  # the seed's documented answer
         error = error_from_text(reply.status, f"{kind} {message}", detail, op)
         if error is not None:
             return error
@@ -59,23 +70,22 @@ class PixazoProvider(HttpAdapter):
         self._prepare(spec, request)
         path = IMAGE_PATH if request.mode is Mode.IMAGE else TEXT_PATH
         headers = {"X-Webhook-URL": callback_url} if callback_url else None
-        reply = await self._create(path, build_body(spec, request, callback_url), headers)
+        reply = await self._create(path, build_body(spec, request), headers, spec=spec)
         task_id = self._require_id(dig(reply.body, "request_id"), reply)
         log.info("pixazo: created request %s (%s, %ss)", task_id, spec.api_model,
                  request.duration)
         return task_id
 
     async def status(self, spec: ModelSpec, task_id: str) -> TaskStatus:
-        reply = await self._get(f"/v2/requests/status/{segment(task_id)}", "status")
+        reply = await self._get(f"/v2/requests/status/{segment(task_id)}", "status", spec=spec)
         return parse_status(task_id, reply.obj())
 
     async def _probe(self) -> None:
         await self._get(f"/v2/requests/status/{_PROBE_TASK}", "check")
 
 
-def build_body(
-    spec: ModelSpec, request: GenerationRequest, callback_url: str | None
-) -> dict[str, Any]:
+def build_body(spec: ModelSpec, request: GenerationRequest) -> dict[str, Any]:
+    """The create body; the callback URL travels in the X-Webhook-URL header instead."""
     body: dict[str, Any] = {"prompt": request.prompt.strip()}
     image = request.image
     if request.mode is Mode.IMAGE and image is not None:
@@ -88,8 +98,6 @@ def build_body(
     body["model"] = spec.api_model
     body.update(spec.input_extra)  # Pixazo has no input object: its fields sit at the top
     body.update(spec.body_extra)
-    if callback_url:
-        body["callback_url"] = callback_url
     return body
 
 

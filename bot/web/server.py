@@ -4,10 +4,19 @@
 in whoever owns ``on_callback`` (it only has to say whether the token is known).
 ``GET /healthz`` reports the database and the bot. ``GET /images/{secret}`` serves a
 fitted source image to a provider that fetches images by URL.
+
+The server faces the internet, so it cannot be starved of file descriptors by clients
+that connect and never finish a request (aiohttp itself sets no deadline for request
+headers): at most ``max_connections`` are open at once, each must send its first
+request's headers within ``header_timeout_s`` and a callback body within
+``BODY_TIMEOUT_S``, idle keep-alive connections close after ``KEEPALIVE_S``, and a new
+connection arriving at the cap displaces the oldest one still waiting for its headers.
+At start the process's soft descriptor limit is raised toward the hard limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -24,6 +33,151 @@ HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 MAX_CALLBACK_BYTES = 64 * 1024
 IMAGE_TTL_S = 6 * 3600
+HEADER_TIMEOUT_S = 10.0  # from connecting to the end of the first request's headers
+BODY_TIMEOUT_S = 10.0  # to send a callback body (64 KiB at most)
+KEEPALIVE_S = 15.0  # an idle keep-alive connection is closed after this
+MAX_CONNECTIONS = 256  # open at once; providers send a handful of callbacks a minute
+FD_LIMIT_WANTED = 65536  # when the hard limit is unlimited
+
+
+def raise_open_files_limit() -> tuple[int, int] | None:
+    """Raise the soft RLIMIT_NOFILE toward the hard limit; return (before, after).
+
+    None where the platform has no such limit (Windows) or refuses the change.
+    """
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = FD_LIMIT_WANTED if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft, soft  # already as high as it goes: never lower it
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:  # e.g. macOS caps it below an unlimited hard limit
+        log.warning("could not raise the open-files limit from %d to %d: %s", soft, target, exc)
+        return None
+    log.info("raised the open-files limit from %d to %d", soft, target)
+    return soft, target
+
+
+class _Guarded(asyncio.Protocol):
+    """One connection, passed through to aiohttp's handler once admitted by the guard."""
+
+    def __init__(self, guard: _ConnectionGuard) -> None:
+        self._guard = guard
+        self._inner: asyncio.Protocol | None = None
+        self.transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self._guard.admit(self):
+            transport.abort()
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._guard.header_timeout_s, self._headers_too_slow)
+        self._inner = self._guard.make_handler()
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is None:
+            return
+        if self._timer is not None:  # still waiting for the end of the first headers
+            seen = self._tail + data
+            if b"\r\n\r\n" in seen or b"\n\n" in seen:
+                self._timer.cancel()
+                self._timer = None
+                self._guard.headers_done(self)
+            else:
+                self._tail = seen[-3:]
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._guard.closed(self)
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
+
+    def drop(self) -> None:
+        """Close at once (no request is in progress on it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _headers_too_slow(self) -> None:
+        self._timer = None
+        self._guard.timed_out += 1
+        self._guard.closed(self)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _ConnectionGuard:
+    """The protocol factory in front of aiohttp's: caps open connections and gives each
+    ``header_timeout_s`` to send its first request's headers."""
+
+    def __init__(self, server: web.Server, *, limit: int, header_timeout_s: float) -> None:
+        self._server = server
+        self._limit = limit
+        self.header_timeout_s = header_timeout_s
+        self._open: set[_Guarded] = set()
+        self._waiting: dict[_Guarded, None] = {}  # before their headers; oldest first
+        self.timed_out = self.displaced = self.refused = 0
+
+    def __call__(self) -> _Guarded:
+        return _Guarded(self)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    def make_handler(self) -> asyncio.Protocol:
+        return self._server()
+
+    def admit(self, conn: _Guarded) -> bool:
+        if len(self._open) >= self._limit:
+            oldest = next(iter(self._waiting), None)
+            if oldest is None:  # every open connection is busy with a request
+                self.refused += 1
+                log.warning("webhook server: %d connections open; refusing one", self._limit)
+                return False
+            self.displaced += 1
+            self.closed(oldest)
+            oldest.drop()
+        self._open.add(conn)
+        self._waiting[conn] = None
+        return True
+
+    def headers_done(self, conn: _Guarded) -> None:
+        self._waiting.pop(conn, None)
+
+    def closed(self, conn: _Guarded) -> None:
+        self._open.discard(conn)
+        self._waiting.pop(conn, None)
+
+    def close_all(self) -> None:
+        for conn in list(self._open):
+            self.closed(conn)
+            conn.drop()
 
 
 @dataclass
@@ -65,13 +219,19 @@ class WebhookServer:
         on_callback: CallbackHandler,
         health: HealthCheck,
         public_base_url: str | None = None,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.host, self._port = host, port
         self.public_base_url = public_base_url
         self._on_callback = on_callback
         self._health = health
         self.images = ImageShelf()
+        self._header_timeout_s = header_timeout_s
+        self._max_connections = max_connections
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.guard: _ConnectionGuard | None = None
         self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
         self.app.router.add_post("/callbacks/{provider}/{token}", self._callback)
         self.app.router.add_get("/healthz", self._healthz)
@@ -93,21 +253,33 @@ class WebhookServer:
         return f"{self.public_base_url}/images/{self.images.put(data, mime)}"
 
     async def start(self) -> None:
+        raise_open_files_limit()
         self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+            keepalive_timeout=KEEPALIVE_S,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._port)
-        await site.start()
-        addresses = self._runner.addresses
-        if addresses:
-            self._port = int(addresses[0][1])
+        assert self._runner.server is not None
+        self.guard = _ConnectionGuard(self._runner.server, limit=self._max_connections,
+                                      header_timeout_s=self._header_timeout_s)
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self.guard, self.host, self._port)
+        sockets = self._listener.sockets
+        if sockets:
+            self._port = int(sockets[0].getsockname()[1])
         log.info("webhook server listening on %s:%d", self.host, self._port)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # accept nothing more
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # finishes and closes aiohttp's connections
             self._runner = None
+        if self.guard is not None:
+            self.guard.close_all()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
 
     async def _callback(self, request: web.Request) -> web.Response:
         provider = request.match_info["provider"]
@@ -115,9 +287,12 @@ class WebhookServer:
         if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:
             return web.json_response({"error": "body too large"}, status=413)
         try:
-            body = await request.read()
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": "body too large"}, status=413)
+        except TimeoutError:
+            return web.json_response({"error": "body too slow"}, status=408)
         try:
             known = await self._on_callback(provider, token, body)
         except Exception:

@@ -83,6 +83,8 @@ class FakeAivideoapi(FakeProvider):
         as in the document's example).
     The default api_key is "sk-test"; keys not starting with "sk-" never authenticate.
     ``outcome`` other than "success" is the failed task's ``error.code`` (e.g. upstream_error).
+    upstream_refusals: answer this many creates with the documented 503 ``upstream_error``
+        ("Upstream AI provider returned an error"): no task is made and no credit is taken.
     """
 
     default_api_key = "sk-test"
@@ -93,6 +95,7 @@ class FakeAivideoapi(FakeProvider):
         self.models: set[str] = {"sora-2"}
         self.credits = 100_000
         self.report_progress = False
+        self.upstream_refusals = 0
 
     def setup_routes(self, router: web.UrlDispatcher) -> None:
         self.route("POST", "/v1/videos/generations", SUBMIT, self._create)
@@ -165,6 +168,9 @@ class FakeAivideoapi(FakeProvider):
         cost = CREDITS_PER_SECOND * inp["duration"]
         if self.balance_exhausted or self.credits < cost:
             return self.error("balance")
+        if self.upstream_refusals > 0:
+            self.upstream_refusals -= 1
+            return self.error("upstream")
         image: ImageInfo | None = None
         if "image_urls" in inp:
             try:

@@ -58,7 +58,9 @@ ERROR_MESSAGES = {
     "server": (500, "Internal server error"),
     "bad_request": (400, "Invalid parameters"),
     "not_found": (404, "Task not found"),
-    "model": (404, "Model not found"),
+    # No seed documents a model-not-found answer; the one that fits is seed 000's
+    # "403: Key or route cannot access the model".
+    "model": (403, "Key or route cannot access the model"),
     "balance": (402, "Insufficient balance"),
 }
 SERVER_MESSAGES = {
@@ -78,7 +80,8 @@ class FakeApixo(FakeProvider):
     """APIXO emulator. Extra attributes beyond FakeProvider:
 
     models: set of model ids served (default {"sora-2", "sora-2-pro"}); ids in
-        ``retired_models`` or outside this set answer 404 Model not found on create.
+        ``retired_models`` or outside this set answer 403 "Key or route cannot access the
+        model" (the seeds document no 404 for a model).
     content_policy_word: a prompt containing it gets the HTTP 200 / code 400 policy refusal.
     balance_http_402: answer ``balance_exhausted`` as HTTP 402 instead of the 200/code-400 quirk.
     image_failures_as_task_fail: a bad reference image creates a task that fails with

@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 SUBMIT, STATUS, OTHER = "submit", "status", "other"
+GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>502</body></html>"
 _CREATED_HERE: ContextVar[bool] = ContextVar("_CREATED_HERE", default=False)  # per request
 
 
@@ -73,6 +74,7 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any | None
     query: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
@@ -144,6 +146,8 @@ class FakeProvider:
         self.retry_after: float = 1
         self.status_429s = 0
         self.status_5xx = 0
+        # A create that made its task but whose answer is lost in a gateway: a bare 502
+        # page from a proxy in front, not the provider's own error body.
         self.submit_5xx_after_create = False
         self.submit_delay_s = 0.0
         self.status_delay_s = 0.0
@@ -189,6 +193,10 @@ class FakeProvider:
 
     def callback_payload(self, task: FakeTask, outcome: str) -> dict[str, Any]:
         return self.render(task, "done", outcome)
+
+    def callback_payloads(self, task: FakeTask, outcome: str) -> list[tuple[str, dict[str, Any]]]:
+        """(URL, payload) of each callback a finished task sends; one shape by default."""
+        return [(url, self.callback_payload(task, outcome)) for url in task.callback_urls]
 
     def on_task_finished(self, task: FakeTask) -> None:
         """Called once when a task reaches its outcome (before callbacks)."""
@@ -263,7 +271,7 @@ class FakeProvider:
         gated = self._gate(request, kind)
         response = gated if gated is not None else await impl(request, rec)
         if kind == SUBMIT and _CREATED_HERE.get() and self.submit_5xx_after_create:
-            response = self.error("server", "Internal server error", 500)
+            response = web.Response(status=502, text=GATEWAY_PAGE, content_type="text/html")
         delay = self.submit_delay_s if kind == SUBMIT else self.status_delay_s
         if delay > 0 and kind != OTHER:
             await asyncio.sleep(delay)
@@ -328,9 +336,9 @@ class FakeProvider:
         _CREATED_HERE.set(True)
         self._spawn(self._watch(task))
         if self.callback_mode == "early" and task.callback_urls:
-            payload = self.callback_payload(task, "success")
             sends = [
-                self._spawn(self._deliver(task, u, payload, "early", 0)) for u in task.callback_urls
+                self._spawn(self._deliver(task, url, payload, "early", 0))
+                for url, payload in self.callback_payloads(task, "success")
             ]
             await asyncio.wait(sends, timeout=self.early_callback_wait_s)
 
@@ -349,11 +357,10 @@ class FakeProvider:
         if not task.callback_urls or self.callback_mode == "drop":
             return
         copies = max(1, self.callback_duplicates) if self.callback_mode == "duplicate" else 1
-        payload = self.callback_payload(task, task.outcome)
         await asyncio.gather(
             *(
                 self._deliver(task, url, payload, "final", copy)
-                for url in task.callback_urls
+                for url, payload in self.callback_payloads(task, task.outcome)
                 for copy in range(copies)
             )
         )

@@ -59,7 +59,12 @@ class FakePixazo(FakeProvider):
         Putting "sora-video" in ``retired_models`` disables the whole gateway model.
     default_size / default_seconds: used when a text-to-video body omits them (1280x720, 4).
     error_message: the ``error`` string of FAILED/ERROR tasks (default per status).
-    media_type: ``output.media_type`` of completed tasks (default "video/mp4").
+    media_type: ``output.media_type`` of completed tasks (default "application/octet-stream",
+        as the seed's example shows).
+    Callbacks, as seed 003 describes them: the ``X-Webhook-URL`` header asks the queue
+    system for a webhook carrying the status document (keyed by ``request_id``); the body's
+    ``callback_url`` gets "the video details", here in the shape of the older result call
+    (keyed by the model's ``video_id``). A request with both gets both callbacks.
     ``outcome``: "success", "FAILED" or "ERROR"; any other string fails the task (FAILED)
         with that string as its ``error``.
     """
@@ -70,7 +75,7 @@ class FakePixazo(FakeProvider):
         self.default_size = "1280x720"
         self.default_seconds = 4
         self.error_message: str | None = None
-        self.media_type = "video/mp4"
+        self.media_type = "application/octet-stream"
 
     def setup_routes(self, router: web.UrlDispatcher) -> None:
         self.route("POST", "/sora-video/v1/video/generate", SUBMIT, self._create_t2v)
@@ -114,6 +119,14 @@ class FakePixazo(FakeProvider):
                 doc["status"], doc["error"] = self._failure(outcome)
         return doc
 
+    def callback_payloads(self, task: FakeTask, outcome: str) -> list[tuple[str, dict[str, Any]]]:
+        sends: list[tuple[str, dict[str, Any]]] = []
+        if task.extra.get("webhook"):
+            sends.append((task.extra["webhook"], self.render(task, "done", outcome)))
+        if task.extra.get("details_callback"):
+            sends.append((task.extra["details_callback"], self._video_details(task, outcome)))
+        return sends
+
     # ----- handlers ------------------------------------------------------------------------
     async def _create_t2v(self, request: web.Request, rec: RecordedRequest) -> web.Response:
         return await self._create(request, rec, i2v=False)
@@ -138,9 +151,8 @@ class FakePixazo(FakeProvider):
         problem = validate(body, i2v=i2v)
         if problem:
             return self.error("bad_request", problem)
-        callback_urls = [
-            u for u in (body.get("callback_url"), request.headers.get("X-Webhook-URL")) if u
-        ]
+        webhook, details = request.headers.get("X-Webhook-URL"), body.get("callback_url")
+        callback_urls = [u for u in (webhook, details) if u]
         if not all(is_http_url(u) for u in callback_urls):
             return self.error("bad_request", "callback_url / X-Webhook-URL must be http(s) URLs")
         if self.balance_exhausted:
@@ -173,8 +185,9 @@ class FakePixazo(FakeProvider):
             video_size=small_dims(width, height),
             image_info=image,
             prompt=body["prompt"],
-            callback_urls=list(dict.fromkeys(callback_urls)),
-            extra={"size": size, "video_id": f"video_{uuid.uuid4().hex}"},
+            callback_urls=callback_urls,
+            extra={"size": size, "video_id": f"video_{uuid.uuid4().hex}",
+                   "webhook": webhook, "details_callback": details},
         )
         await self.accept(task)
         polling_url = f"{self.base_url}/v2/requests/status/{task.id}"
@@ -196,9 +209,14 @@ class FakePixazo(FakeProvider):
         )
         if task is None:
             return self.error("not_found", "Video not found")
-        phase = task.phase()
+        doc = self._video_details(task, task.outcome, task.phase())
+        doc["id"] = video_id
+        return web.json_response(doc)
+
+    def _video_details(self, task: FakeTask, outcome: str, phase: str = "done") -> dict[str, Any]:
+        """The older result call's document: keyed by the model's video id."""
         doc: dict[str, Any] = {
-            "id": video_id,
+            "id": task.extra["video_id"],
             "status": OLD_STATUS.get(phase, "completed"),
             "model": task.model,
             "prompt": task.prompt,
@@ -206,16 +224,16 @@ class FakePixazo(FakeProvider):
         }
         if phase == "done":
             doc["completed_at"] = int(task.completed_wall * 1000)
-            if task.outcome == "success":
+            if outcome == "success":
                 doc["video_url"] = self.file_url(task)
             else:
                 doc["status"] = "failed"
-                doc["error"] = self._failure(task.outcome)[1]
+                doc["error"] = self._failure(outcome)[1]
             doc["metadata"] = {
                 "total_attempts": 1,
                 "polling_duration_seconds": round(task.task_s),
             }
-        return web.json_response(doc)
+        return doc
 
 
 def validate(body: dict[str, Any], *, i2v: bool) -> str | None:

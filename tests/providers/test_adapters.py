@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bot.catalog import Orientation, get_model
+from bot.catalog import ModelSpec, Orientation, get_model
 from bot.config import Settings, SettingsError
 from bot.providers import make_provider
 from bot.providers.adapter import HttpAdapter, normalise_progress
@@ -19,6 +20,7 @@ from bot.providers.base import GenerationRequest, TaskState
 from bot.providers.errors import (
     AuthenticationFailed,
     ContentRejected,
+    EndpointNotFound,
     Forbidden,
     ImageRejected,
     InsufficientBalance,
@@ -28,6 +30,7 @@ from bot.providers.errors import (
     ProviderError,
     RateLimited,
     TaskNotFound,
+    UpstreamRefused,
 )
 from bot.providers.http import RetryPolicy
 from bot.providers.pixazo import PixazoProvider
@@ -107,7 +110,8 @@ async def test_apixo_body(server: ScriptServer, session: aiohttp.ClientSession, 
         ({"code": 400, "message": "input.duration must be 4, 8 or 12"}, InvalidRequest),
         ({"code": 401, "message": "Invalid key"}, AuthenticationFailed),
         ({"code": 403, "message": "no route"}, Forbidden),
-        ({"code": 404, "message": "Model not found"}, ModelUnavailable),
+        # The APIXO seeds document no model-not-found answer: a 404 is not "model retired".
+        ({"code": 404, "message": "Model not found"}, EndpointNotFound),
     ],
 )
 async def test_apixo_http_200_error_bodies(server: ScriptServer, session: aiohttp.ClientSession,
@@ -119,11 +123,53 @@ async def test_apixo_http_200_error_bodies(server: ScriptServer, session: aiohtt
     assert server.count("POST") == 1
 
 
-async def test_apixo_model_gone_message(server: ScriptServer,
-                                        session: aiohttp.ClientSession) -> None:
-    server.then(Step(404, {"code": 404, "message": "Not Found", "data": None}))
+@pytest.mark.parametrize(
+    ("cls", "spec", "answer"),
+    [
+        (ApixoProvider, APIXO_2, Step(404, {"code": 404, "message": "Not Found", "data": None})),
+        (ApixoProvider, APIXO_2, Step(404, text="404 page not found")),
+        (AivideoapiProvider, AIV, Step(404, text="<html>Not Found</html>")),
+        (AivideoapiProvider, AIV, Step(404, {"error": {"code": "not_found", "message": "x"}})),
+        (PixazoProvider, PIX, Step(404, {"statusCode": 404, "message": "Resource not found"})),
+        (PixazoProvider, PIX, Step(404, {"error": "Model not found", "message": "gone"})),
+    ],
+)
+async def test_a_404_on_create_is_not_model_retired(
+    server: ScriptServer, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture,
+    cls: type[HttpAdapter], spec: ModelSpec, answer: Step,
+) -> None:
+    """A wrong base URL (any 404 without the documented model-not-found answer) is an
+    error of its own, logged with where it went, never the key."""
+    caplog.set_level(logging.DEBUG)
+    server.then(answer)
+    with pytest.raises(EndpointNotFound) as info:
+        await make(cls, server, session, "/wrong").submit(spec, text())
+    assert not isinstance(info.value, ModelUnavailable)
+    assert "base URL" in info.value.user_message
+    assert "no longer offered" not in info.value.user_message
+    assert server.count("POST") == 1
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("404" in m and f"{server.url}/wrong/" in m for m in logged), logged
+    assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("cls", "spec", "answer"),
+    [
+        (AivideoapiProvider, AIV, Step(404, {"error": {"code": "model_not_found",
+                                                       "message": "Model does not exist"}})),
+        (PixazoProvider, PIX, Step(400, {"error": "Model not found",
+                                         "message": "Model 'sora-video' not found or is "
+                                                    "disabled"})),
+    ],
+)
+async def test_only_the_documented_answer_means_model_retired(
+    server: ScriptServer, session: aiohttp.ClientSession, cls: type[HttpAdapter],
+    spec: ModelSpec, answer: Step,
+) -> None:
+    server.then(answer)
     with pytest.raises(ModelUnavailable) as info:
-        await make(ApixoProvider, server, session).submit(APIXO_2, text())
+        await make(cls, server, session).submit(spec, text())
     assert "no longer offered" in info.value.user_message
 
 
@@ -224,6 +270,7 @@ async def test_aivideoapi_bodies(server: ScriptServer, session: aiohttp.ClientSe
         (403, "ip_not_allowed", Forbidden),
         (404, "model_not_found", ModelUnavailable),
         (429, "spend_limit_exceeded", InsufficientBalance),
+        (503, "upstream_error", UpstreamRefused),
     ],
 )
 async def test_aivideoapi_errors_not_retried(server: ScriptServer,
@@ -301,8 +348,9 @@ async def test_pixazo_text_body(server: ScriptServer, session: aiohttp.ClientSes
     assert "Authorization" not in first.headers and "X-Webhook-URL" not in first.headers
     assert first.json == {"prompt": "a red fox in snow", "size": "720x1280", "seconds": 8,
                           "model": "sora-2-pro"}
+    # One callback, the documented webhook: never also the body's callback_url.
     assert second.json == {"prompt": "a red fox in snow", "size": "1280x720", "seconds": 4,
-                           "model": "sora-2-pro", "callback_url": CB}
+                           "model": "sora-2-pro"}
     assert second.headers["X-Webhook-URL"] == CB
 
 
@@ -327,7 +375,7 @@ async def test_pixazo_status_never_follows_polling_url(server: ScriptServer,
         Step(200, {"request_id": "r", "status": "PROCESSING", "error": None, "output": None}),
         Step(200, {"request_id": "r", "status": "COMPLETED", "error": None,
                    "output": {"media_url": ["https://r2.example/o.mp4"],
-                              "media_type": "video/mp4"}}),
+                              "media_type": "application/octet-stream"}}),
         Step(200, {"request_id": "r", "status": "ERROR", "error": "Description of the error",
                    "output": None}),
         Step(200, {"request_id": "r", "status": "FAILED", "error": None, "output": None}),
@@ -353,6 +401,9 @@ async def test_pixazo_status_never_follows_polling_url(server: ScriptServer,
         (400, {"error": "Bad Request", "message": "Unsupported image dimensions 1000x700"},
          ImageRejected),
         (400, {"error": "Bad Request", "message": "seconds must be 4, 8 or 12"}, InvalidRequest),
+        # Only the documented "Model not found" answer means retired, not any wording.
+        (400, {"error": "Bad Request", "message": "model sora-3 is not supported"},
+         InvalidRequest),
         (401, {"error": "Unauthorized", "message": "x"}, AuthenticationFailed),
         (403, {"error": "Forbidden", "message": "x"}, Forbidden),
     ],

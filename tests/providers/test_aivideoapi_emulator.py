@@ -24,6 +24,7 @@ from bot.providers.errors import (
     RateLimited,
     SubmitUncertain,
     TaskNotFound,
+    UpstreamRefused,
     fail_message,
 )
 from bot.providers.http import RetryPolicy
@@ -203,6 +204,21 @@ async def test_create_uncertainty(fake: FakeAivideoapi, provider: AivideoapiProv
     with pytest.raises(SubmitUncertain):
         await slow.submit(SPEC, TEXT)
     assert len(fake.requests_to("POST", "/v1/videos/generations")) == 2
+
+
+async def test_upstream_error_on_create_is_a_definite_failure(
+    fake: FakeAivideoapi, provider: AivideoapiProvider
+) -> None:
+    """Seed 002's 503 upstream_error refuses the request (and refunds it): the create fails
+    at once, is not "uncertain", and is not re-sent."""
+    fake.upstream_refusals = 1
+    with pytest.raises(UpstreamRefused) as info:
+        await provider.submit(SPEC, TEXT)
+    assert not isinstance(info.value, SubmitUncertain)
+    assert "upstream_error" in (info.value.detail or "")
+    assert len(fake.requests_to("POST", "/v1/videos/generations")) == 1
+    assert fake.submits_accepted == 0 and fake.credits == 100_000
+    await provider.submit(SPEC, TEXT)  # the next request goes through
 
 
 async def test_status_retries(fake: FakeAivideoapi, provider: AivideoapiProvider) -> None:

@@ -3,13 +3,23 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from aiohttp import web
 from tenacity import wait_fixed
 
-from bot.providers.download import DownloadError, DownloadTooLarge, download_to_file, redact_url
+from bot.providers.download import (
+    MAX_REDIRECTS,
+    DownloadError,
+    DownloadTooLarge,
+    RedirectRefused,
+    check_redirect,
+    download_to_file,
+    is_public_address,
+    redact_url,
+)
 
 BODY = bytes(range(256)) * 400  # 100 KiB
 
@@ -76,8 +86,19 @@ class Server:
         self.hit(request)
         return web.Response(status=403, text="<Error>Request has expired</Error>")
 
+    async def redirect(self, request: web.Request) -> web.Response:
+        """302 to the ``to`` query parameter (relative or absolute)."""
+        self.hit(request)
+        raise web.HTTPFound(request.query["to"])
+
+    async def loop(self, request: web.Request) -> web.Response:
+        self.hit(request)
+        raise web.HTTPFound("/loop")
+
     async def start(self) -> Server:
         app = web.Application()
+        app.router.add_get("/redirect", self.redirect)
+        app.router.add_get("/loop", self.loop)
         app.router.add_get("/ok.mp4", self.ok)
         app.router.add_get("/chunked", self.chunked)
         app.router.add_get("/flaky", self.flaky)
@@ -245,3 +266,91 @@ async def test_non_http_urls_are_refused(
 def test_redact_url_keeps_no_secrets() -> None:
     url = "https://user:pw@cdn.example.com:8443/v/1.mp4?Signature=abc&Expires=1#frag"
     assert redact_url(url) == "https://cdn.example.com:8443/v/1.mp4"
+
+
+# ----- redirects ------------------------------------------------------------------------------
+def redirect_to(server: Server, target: str) -> str:
+    return f"{server.url}/redirect?{urlencode({'to': target})}"
+
+
+@pytest.mark.parametrize("target", ["/ok.mp4", "absolute"])
+async def test_a_redirect_to_the_same_server_is_followed(
+    server: Server, session: aiohttp.ClientSession, tmp_path: Path, target: str
+) -> None:
+    """The provider's URL named this (loopback) server: a redirect back to it is fine."""
+    to = f"{server.url}/ok.mp4" if target == "absolute" else target
+    url = redirect_to(server, redirect_to(server, to))  # two hops
+    assert await download_to_file(session, url, tmp_path / "v.mp4", len(BODY)) == len(BODY)
+    assert (tmp_path / "v.mp4").read_bytes() == BODY
+    assert server.hits == {"/redirect": 2, "/ok.mp4": 1}
+
+
+async def test_a_redirect_to_another_private_server_is_refused(
+    server: Server, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Another loopback server (an internal service, say) is off limits to a redirect:
+    it is never contacted, and nothing is retried."""
+    inner = await Server().start()
+    try:
+        for target in (f"{inner.url}/ok.mp4", f"http://localhost:{server.url.rsplit(':', 1)[1]}"
+                       "/ok.mp4"):
+            with pytest.raises(RedirectRefused) as info:
+                await download_to_file(session, redirect_to(server, target),
+                                       tmp_path / "v.mp4", len(BODY))
+            assert "non-public" in (info.value.detail or "")
+        assert inner.hits == {}
+        assert server.hits == {"/redirect": 2}  # one request each, never retried
+        assert leftovers(tmp_path) == []
+    finally:
+        assert inner.runner is not None
+        await inner.runner.cleanup()
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/v.mp4",
+                                    "gopher://127.0.0.1:70/x"])
+async def test_a_redirect_to_another_scheme_is_refused(
+    server: Server, session: aiohttp.ClientSession, tmp_path: Path, target: str
+) -> None:
+    with pytest.raises(RedirectRefused):
+        await download_to_file(session, redirect_to(server, target), tmp_path / "v.mp4", 10)
+    assert leftovers(tmp_path) == []
+
+
+async def test_a_redirect_loop_ends(server: Server, session: aiohttp.ClientSession,
+                                    tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="redirects"):
+        await download_to_file(session, f"{server.url}/loop", tmp_path / "v.mp4", 10)
+    assert server.hits == {"/loop": MAX_REDIRECTS + 1}  # and not retried
+
+
+@pytest.mark.parametrize(
+    ("origin", "target", "allowed"),
+    [
+        # From a public server: only public targets (IP literals: no DNS needed).
+        ("https://93.184.216.34/v.mp4", "https://8.8.8.8/v.mp4", True),
+        ("https://93.184.216.34/v.mp4", "http://10.1.2.3/v.mp4", False),
+        ("https://93.184.216.34/v.mp4", "http://169.254.169.254/latest/meta-data", False),
+        ("https://93.184.216.34/v.mp4", "http://127.0.0.1:8080/x", False),
+        ("https://93.184.216.34/v.mp4", "http://[::1]/x", False),
+        ("https://93.184.216.34/v.mp4", "http://[::ffff:127.0.0.1]/x", False),
+        ("https://93.184.216.34/v.mp4", "http://100.64.0.1/x", False),
+        ("https://93.184.216.34/v.mp4", "http://0.0.0.0/x", False),
+        # From a loopback relay: the same server, or public addresses.
+        ("http://127.0.0.1:9000/a", "http://127.0.0.1:9000/b", True),
+        ("http://127.0.0.1:9000/a", "http://127.0.0.1:9001/b", False),
+        ("http://127.0.0.1:9000/a", "https://8.8.4.4/b", True),
+    ],
+)
+async def test_the_redirect_rule(origin: str, target: str, allowed: bool) -> None:
+    if allowed:
+        await check_redirect(origin, target)
+    else:
+        with pytest.raises(RedirectRefused):
+            await check_redirect(origin, target)
+
+
+def test_public_addresses() -> None:
+    assert is_public_address("8.8.8.8") and is_public_address("2606:4700::1111")
+    for address in ("10.0.0.1", "172.16.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1",
+                    "::1", "fe80::1%eth0", "fc00::1", "224.0.0.1", "0.0.0.0", "not an ip"):
+        assert not is_public_address(address), address

@@ -15,10 +15,10 @@ from bot.providers.apixo import ApixoProvider
 from bot.providers.base import GenerationRequest
 from bot.providers.errors import (
     AuthenticationFailed,
+    EndpointNotFound,
     Forbidden,
     InsufficientBalance,
     InvalidRequest,
-    ModelUnavailable,
     ProviderDown,
     ProviderError,
     RateLimited,
@@ -241,7 +241,7 @@ async def test_submit_connection_refused_is_retried_then_raises(
 @pytest.mark.parametrize(
     ("status", "error"),
     [(400, InvalidRequest), (401, AuthenticationFailed), (402, InsufficientBalance),
-     (403, Forbidden), (404, ModelUnavailable)],
+     (403, Forbidden), (404, EndpointNotFound)],
 )
 async def test_submit_4xx_maps_and_is_not_retried(
     server: ScriptServer, session: aiohttp.ClientSession, status: int,

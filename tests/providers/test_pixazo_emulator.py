@@ -105,14 +105,28 @@ async def test_callbacks(fake: FakePixazo, provider: PixazoProvider, server: Scr
     url = f"{server.url}/callbacks/pixazo/tok"
     task_id = await provider.submit(SPEC, TEXT, url)
     sent = fake.requests_to("POST", "/sora-video/v1/video/generate")[0]
-    assert sent.json is not None and sent.json["callback_url"] == url
+    # Only the documented webhook header; a body callback_url would add a second
+    # callback in the undocumented "video details" shape.
+    assert sent.json is not None and "callback_url" not in sent.json
     assert sent.headers["X-Webhook-URL"] == url
-    assert fake.tasks[task_id].callback_urls == [url]  # one URL, not two
+    assert fake.tasks[task_id].callback_urls == [url]  # one callback, not two
     await fake.wait_until(lambda: fake.tasks[task_id].finished)
-    await fake.wait_until(lambda: len(fake.callbacks_delivered) >= (3 if mode == "duplicate"
-                                                                    else 1))
+    expected = {"normal": 1, "duplicate": 3, "early": 2}[mode]
+    await fake.wait_until(lambda: len(fake.callbacks_delivered) >= expected)
     bodies = callback_bodies(server)
     assert bodies and all(provider.parse_callback(b) == task_id for b in bodies)
+    assert len(bodies) == expected
+
+
+async def test_completed_status_follows_the_seed(fake: FakePixazo,
+                                                 provider: PixazoProvider) -> None:
+    """Seed 003's completed document: media_type application/octet-stream."""
+    task_id = await provider.submit(SPEC, TEXT)
+    done = await wait_finished(provider, SPEC, task_id)
+    assert done.state is TaskState.SUCCEEDED
+    doc = fake.render(fake.tasks[task_id], "done", "success")
+    assert doc["output"]["media_type"] == "application/octet-stream"
+    assert done.video_urls == doc["output"]["media_url"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,179 @@
+"""The webhook server under connections that never finish a request (descriptor
+starvation), and the descriptor limit raised at start."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.web.server import WebhookServer
+
+HALF_OPEN = 200
+CAP = 20
+HEADER_TIMEOUT_S = 0.5
+
+
+async def _no_callback(provider: str, token: str, body: bytes) -> bool:
+    return False
+
+
+async def _healthy() -> dict[str, bool]:
+    return {"database": True}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[WebhookServer]:
+    srv = WebhookServer("127.0.0.1", 0, on_callback=_no_callback, health=_healthy,
+                        header_timeout_s=HEADER_TIMEOUT_S, max_connections=CAP)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+async def _half_open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect and send half a request header, never the rest."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    await writer.drain()
+    return reader, writer
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    try:
+        data = await asyncio.wait_for(reader.read(), timeout=10)
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+    return data == b""
+
+
+async def test_half_open_connections_neither_starve_nor_linger(server: WebhookServer) -> None:
+    conns = [await _half_open(server.port) for _ in range(HALF_OPEN)]
+    try:
+        guard = server.guard
+        assert guard is not None
+        assert guard.open_connections <= CAP  # never more than the cap held open
+        async with aiohttp.ClientSession() as client:
+            for _ in range(3):  # a fresh connection each time, while the flood sits there
+                async with client.get(f"http://127.0.0.1:{server.port}/healthz",
+                                      timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    assert resp.status == 200 and (await resp.json())["ok"] is True
+        # Every half-open connection is closed: displaced at the cap or, for the last
+        # ones, after the header timeout.
+        closed = await asyncio.gather(*(_closed_by_server(r) for r, _ in conns))
+        assert all(closed), f"{closed.count(False)} half-open connections were left open"
+        assert guard.timed_out >= 1 and guard.displaced >= HALF_OPEN - CAP
+        assert guard.open_connections <= 1  # at most the client's idle keep-alive one
+    finally:
+        for _, writer in conns:
+            writer.close()
+
+
+async def test_a_slow_but_complete_request_is_served(server: WebhookServer) -> None:
+    """Headers in two pieces, well within the timeout: answered normally."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"Connection: close\r\n\r\n")
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(), timeout=5)
+        assert reply.startswith(b"HTTP/1.1 200")
+    finally:
+        writer.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="RLIMIT_NOFILE is a Unix limit")
+def test_the_soft_descriptor_limit_is_raised_toward_the_hard_limit(tmp_path: Path) -> None:
+    script = (
+        "import resource\n"
+        "from bot.web.server import raise_open_files_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))\n"
+        "raise_open_files_limit()\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=60, check=True).stdout.split()
+    soft, hard = int(out[0]), int(out[1])
+    import resource
+
+    expected = 65536 if hard == resource.RLIM_INFINITY else hard
+    assert soft == expected > 64
+
+
+SERVE = """
+import asyncio, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))  # soft = hard: nothing to raise
+from bot.web.server import WebhookServer
+
+async def main():
+    async def no_callback(*args):
+        return False
+    async def healthy():
+        return {"database": True}
+    kwargs = {"max_connections": 32, "header_timeout_s": 60} if sys.argv[1] == "capped" else {}
+    srv = WebhookServer("127.0.0.1", 0, on_callback=no_callback, health=healthy, **kwargs)
+    await srv.start()
+    print(srv.port, flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+async def _settled_descriptor_count(pid: int) -> int:
+    """The server's open descriptors once it has taken in the flood (unchanged for 0.5 s;
+    at most 10 s of waiting)."""
+    counts: list[int] = []
+    for _ in range(100):
+        counts.append(len(os.listdir(f"/proc/{pid}/fd")))
+        if len(counts) > 5 and len(set(counts[-6:])) == 1:
+            break
+        await asyncio.sleep(0.1)
+    return counts[-1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+async def test_healthz_answers_under_a_descriptor_limit_flooded_by_half_open_connections(
+    tmp_path: Path,
+) -> None:
+    """The reported failure: a server process limited to 128 descriptors, 200 connections
+    each sending half a header. With the cap (32 here, and a header timeout too long to
+    help), /healthz still answers on a fresh connection."""
+    root = Path(__file__).resolve().parents[2]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVE, "capped", cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        assert proc.stdout is not None
+        port = int(await asyncio.wait_for(proc.stdout.readline(), timeout=30))
+        for _ in range(HALF_OPEN):
+            conns.append(await _half_open(port))
+        held = await _settled_descriptor_count(proc.pid)
+        assert held < 128, "the server used up its descriptors"
+        async with aiohttp.ClientSession() as client, client.get(
+            f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=10)
+        ) as resp:
+            assert resp.status == 200
+    finally:
+        for _, writer in conns:
+            writer.close()
+        proc.kill()
+        await proc.wait()
