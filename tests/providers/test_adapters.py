@@ -167,9 +167,9 @@ async def test_apixo_status_404_is_task_not_found(server: ScriptServer,
 @pytest.mark.parametrize(
     ("cls", "suffix", "path", "answer", "error"),
     [
-        (ApixoProvider, "/api/v1", "/api/v1/statusTask/sora-2",
+        (ApixoProvider, "/api/v1", "/api/v1/statusTask/veo-3-1",
          Step(404, {"code": 404, "message": "Task not found"}), None),
-        (ApixoProvider, "/api/v1", "/api/v1/statusTask/sora-2",
+        (ApixoProvider, "/api/v1", "/api/v1/statusTask/veo-3-1",
          Step(401, {"code": 401, "message": "Invalid or missing API key"}), AuthenticationFailed),
         (AivideoapiProvider, "", "/v1/credits",
          Step(200, {"code": 200, "data": {"credits": 5}}), None),
