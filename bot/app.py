@@ -75,9 +75,13 @@ class VideoBot(commands.Bot):
         return self.settings.database_path.parent / "work"
 
     async def setup_hook(self) -> None:
+        from bot.catalog import retired_notice
         from cogs import render
         from cogs.results import result_view
 
+        notice = retired_notice(self.settings.provider, self.settings.model)
+        if notice is not None:
+            log.warning("%s", notice)
         self.store = await Store.open(self.settings.database_path)
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         self.webhook = WebhookServer(

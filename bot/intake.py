@@ -16,7 +16,7 @@ from bot.catalog import (
     Orientation,
     UnknownModel,
     get_model,
-    models_for,
+    offered_models,
     price_per_second,
 )
 from bot.config import Settings
@@ -70,8 +70,9 @@ def check_options(
     try:
         spec = get_model(settings.provider, model or settings.model)
     except UnknownModel:
-        offered = ", ".join(m.id for m in models_for(settings.provider))
-        raise Refusal(f"There is no model called `{model}` here. Try one of: {offered}.") from None
+        raise Refusal(f"There is no model called `{model}` here. {_try_one(settings)}") from None
+    if spec.retired and spec.id != settings.model:  # an owner's explicit MODEL keeps it
+        raise Refusal(f"`{spec.id}` is retired and no longer offered here. {_try_one(settings)}")
     if mode not in spec.modes:
         raise Refusal(f"`{spec.id}` cannot animate images.")
     text = clean_prompt(prompt)
@@ -93,6 +94,11 @@ def check_options(
         if picked not in spec.orientations:
             raise Refusal(f"`{spec.id}` does not make {picked.value} videos.")
     return VideoOptions(spec, text, chosen, picked, mode)
+
+
+def _try_one(settings: Settings) -> str:
+    offered = ", ".join(f"`{m.id}`" for m in offered_models(settings.provider, settings.model))
+    return f"Try one of: {offered}."
 
 
 def check_attachment(size: int) -> None:

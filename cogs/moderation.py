@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.catalog import MODELS, models_for
+from bot.catalog import MODELS, offered_models
 from bot.intake import Refusal
 from bot.moderation.blocklist import PATTERN_MAX_CHARS
 from bot.moderation.policy import GuildPolicy
@@ -101,7 +101,7 @@ class Moderation(commands.Cog):
     ) -> None:
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
-        offered = models_for(self.bot.settings.provider)
+        offered = offered_models(self.bot.settings.provider, self.bot.settings.model)
         for name in (allow_model, remove_model):
             if name is not None and name not in {m.id for m in offered}:
                 ids = ", ".join(f"`{m.id}`" for m in offered)
@@ -177,7 +177,8 @@ class Moderation(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         return [
             app_commands.Choice(name=f"{spec.id} — {spec.label}", value=spec.id)
-            for spec in models_for(self.bot.settings.provider) if current.lower() in spec.id
+            for spec in offered_models(self.bot.settings.provider, self.bot.settings.model)
+            if current.lower() in spec.id
         ][:25]
 
     # -- /blocklist ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.catalog import MODELS, Mode, Orientation, models_for
+from bot.catalog import MODELS, Mode, Orientation, offered_models
 from bot.intake import Refusal, VideoOptions, check_attachment, check_options, prepare_image
 from bot.providers.base import SourceImage
 from cogs.launch import admitted, audited, check_can_post, defer, launch
@@ -29,7 +29,7 @@ class Video(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         return [
             app_commands.Choice(name=f"{spec.id} — {spec.label}", value=spec.id)
-            for spec in models_for(self.bot.settings.provider)
+            for spec in offered_models(self.bot.settings.provider, self.bot.settings.model)
             if current.lower() in spec.id
         ][:25]
 

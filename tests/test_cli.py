@@ -178,3 +178,18 @@ async def test_check_reports_keys(tmp_path: Path) -> None:
         assert "provider pixazo: PIXAZO_API_KEY was rejected" in out
         assert "DISCORD_TOKEN is not set" in out
         assert "not-the-key" not in out
+
+
+async def test_check_warns_about_a_retired_model(tmp_path: Path) -> None:
+    async with FakeApixo() as fake, FakeAivideoapi() as aiv:
+        env = base_env(tmp_path, **provider_env("apixo", fake))  # MODEL=sora-2, explicitly
+        _, out, _ = await run(env, tmp_path, "check")
+        (line,) = [x for x in out.splitlines() if x.strip().startswith("warning")]
+        assert "MODEL is set to sora-2, a retired model" in line and "veo-3-1-fast" in line
+        env.pop("MODEL")
+        _, out, _ = await run(env, tmp_path, "check")
+        assert "warning" not in out and "provider apixo (PROVIDER): key accepted" in out
+        env = base_env(tmp_path, **provider_env("aivideoapi", aiv))
+        env.pop("MODEL")
+        _, out, _ = await run(env, tmp_path, "check")
+        assert "provider aivideoapi has no live model" in out
