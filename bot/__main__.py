@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "run"
     if command == "check":
-        from bot.check import check
+        from bot.cli.check import check
 
         return check()
     try:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.discord_token is not None:
         secrets.append(settings.discord_token.get_secret_value())
     if command == "generate":
-        from bot.generate import GenerateArgs, generate
+        from bot.cli.generate import GenerateArgs, generate
 
         setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, secrets)
         return generate(

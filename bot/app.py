@@ -15,17 +15,20 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot.audit import AuditPoster
+from bot.catalog import retired_notice
 from bot.config import Settings
-from bot.delivery import DiscordDelivery
-from bot.jobs import JobService
-from bot.jobs_types import JobUpdate
+from bot.jobs.service import JobService
+from bot.jobs.types import JobUpdate
 from bot.moderation.gate import RuleGate
+from bot.posting.audit import AuditPoster
+from bot.posting.delivery import DiscordDelivery
+from bot.posting.embeds import link_text, result_embed, status_embed
+from bot.posting.status import StatusBoard
+from bot.posting.views import ResultActions, result_view
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
-from bot.status import StatusBoard
 from bot.store import Store
-from bot.webhooks import WebhookServer
+from bot.web.server import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class VideoBot(commands.Bot):
         self.settings = settings
         self._providers: dict[str, VideoProvider] = {}
         self.ready_once = False
+        self.result_actions = ResultActions()
 
     def provider(self, name: str) -> VideoProvider:
         if name not in self._providers:
@@ -75,10 +79,6 @@ class VideoBot(commands.Bot):
         return self.settings.database_path.parent / "work"
 
     async def setup_hook(self) -> None:
-        from bot.catalog import retired_notice
-        from cogs import render
-        from cogs.results import result_view
-
         notice = retired_notice(self.settings.provider, self.settings.model)
         if notice is not None:
             log.warning("%s", notice)
@@ -91,12 +91,12 @@ class VideoBot(commands.Bot):
             health=self._health,
             public_base_url=self.settings.public_base_url,
         )
-        self.status_board = StatusBoard(self, self.store, render.status_embed)
+        self.status_board = StatusBoard(self, self.store, status_embed)
         self.rules = RuleGate(self.store)
         self.audit = AuditPoster(self, self.store)
         self.audit.start()
         delivery = DiscordDelivery(
-            self, embed=render.result_embed, view=result_view, link_text=render.link_text
+            self, embed=result_embed, view=result_view, link_text=link_text
         )
         self.jobs = JobService(
             store=self.store,

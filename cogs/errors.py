@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.intake import Refusal
+from bot.jobs.intake import Refusal
 from bot.store import QuotaExceeded
 from cogs.checks import NotModerator
 from cogs.render import quota_refusal

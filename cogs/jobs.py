@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.intake import Refusal
+from bot.jobs.intake import Refusal
 from bot.moderation.privacy import forget_member
 from bot.store import Job, JobState
 from cogs.checks import NotModerator

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.audit import refusal_line, request_line
 from bot.catalog import Orientation, UnknownModel, estimate_cost, get_model
-from bot.intake import Refusal, VideoOptions, start_job
+from bot.jobs.intake import Refusal, VideoOptions, start_job
 from bot.moderation.rules import RequestFacts, Rule, RuleRefusal
+from bot.posting.audit import refusal_line, request_line
 from bot.providers.base import SourceImage
 from bot.store import Job, QuotaExceeded
 from cogs.checks import missing_channel_permissions

@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.catalog import MODELS, offered_models
-from bot.intake import Refusal
+from bot.jobs.intake import Refusal
 from bot.moderation.blocklist import PATTERN_MAX_CHARS
 from bot.moderation.policy import GuildPolicy
 from bot.moderation.text import term_key

@@ -8,8 +8,8 @@ import discord
 
 from bot.catalog import ModelSpec
 from bot.moderation.policy import BlockedMember, BlockEntry, GuildPolicy
+from bot.posting.embeds import shorten
 from bot.store import Job, JobState
-from cogs.render import shorten
 
 FIELD_MAX = 1024
 STATE_WORDS = {

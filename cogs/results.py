@@ -1,80 +1,42 @@
-"""Buttons under a posted video that survive restarts: Retry and Delete."""
+"""What the buttons under a posted video do (Retry, Delete); the buttons themselves live in
+``bot.posting.views`` so that posting needs no cog."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
 
 import discord
 from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.catalog import Mode, Orientation
-from bot.intake import Refusal, check_options, prepare_image
+from bot.jobs.intake import Refusal, check_options, prepare_image
+from bot.posting.views import ResultButton
 from bot.store import Job
 from cogs.errors import explain, reply
 from cogs.launch import admitted, audited, check_can_post, defer, launch
 
 
-class RetryButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:retry:(?P<job>[0-9a-f]{32})"
-):
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-        super().__init__(
-            discord.ui.Button(
-                label="Retry", emoji="🔁", style=discord.ButtonStyle.secondary,
-                custom_id=f"video:retry:{job_id}",
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-        match: re.Match[str], /,
-    ) -> RetryButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            await retry(interaction, self.job_id)
-        except Exception as exc:
-            await handle(interaction, exc)
+async def delete(interaction: discord.Interaction[VideoBot], job_id: str) -> None:
+    bot = interaction.client
+    job = await bot.store.job(job_id)
+    allowed = interaction.permissions.manage_messages or (
+        job is not None and job.user_id == interaction.user.id
+    )
+    if not allowed:
+        await reply(interaction, "Only the member who asked for this video, or someone "
+                                 "with Manage Messages, can delete it.")
+        return
+    if interaction.message is not None:
+        await interaction.message.delete()
+    await interaction.response.send_message("Deleted.", ephemeral=True)
 
 
-class DeleteButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:delete:(?P<job>[0-9a-f]{32})"
-):
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-        super().__init__(
-            discord.ui.Button(
-                label="Delete", emoji="🗑️", style=discord.ButtonStyle.danger,
-                custom_id=f"video:delete:{job_id}",
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-        match: re.Match[str], /,
-    ) -> DeleteButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot: VideoBot = interaction.client
-        job = await bot.store.job(self.job_id)
-        allowed = interaction.permissions.manage_messages or (
-            job is not None and job.user_id == interaction.user.id
-        )
-        if not allowed:
-            await reply(interaction, "Only the member who asked for this video, or someone "
-                                     "with Manage Messages, can delete it.")
-            return
-        if interaction.message is not None:
-            await interaction.message.delete()
-        await interaction.response.send_message("Deleted.", ephemeral=True)
+async def retry_clicked(interaction: discord.Interaction[VideoBot], job_id: str) -> None:
+    try:
+        await retry(interaction, job_id)
+    except Exception as exc:
+        await handle(interaction, exc)
 
 
 async def handle(interaction: discord.Interaction[VideoBot], exc: Exception) -> None:
@@ -129,22 +91,19 @@ async def _kept_image(job: Job) -> bytes:
         raise Refusal("The source image is no longer kept; please use /animate again.") from None
 
 
-def result_view(job: Job) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(RetryButton(job.id))
-    view.add_item(DeleteButton(job.id))
-    return view
-
-
 class Results(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(RetryButton, DeleteButton)
+        self.bot.result_actions.register("retry", retry_clicked)
+        self.bot.result_actions.register("delete", delete)
+        self.bot.add_dynamic_items(ResultButton)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(RetryButton, DeleteButton)
+        self.bot.remove_dynamic_items(ResultButton)
+        self.bot.result_actions.unregister("retry")
+        self.bot.result_actions.unregister("delete")
 
 
 async def setup(bot: VideoBot) -> None:

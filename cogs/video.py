@@ -1,4 +1,4 @@
-"""/video and /animate: parse options, check the rules, hand them to bot.intake, and let the
+"""/video and /animate: parse options, check the rules, hand them to bot.jobs.intake, and let the
 job run."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.catalog import MODELS, Mode, Orientation, offered_models
-from bot.intake import Refusal, VideoOptions, check_attachment, check_options, prepare_image
+from bot.jobs.intake import Refusal, VideoOptions, check_attachment, check_options, prepare_image
 from bot.providers.base import SourceImage
 from cogs.launch import admitted, audited, check_can_post, defer, launch
 

@@ -16,7 +16,7 @@ from bot.catalog import (
     retired_notice,
 )
 from bot.config import Settings
-from bot.intake import Refusal, check_options
+from bot.jobs.intake import Refusal, check_options
 
 
 def settings(**values: object) -> Settings:

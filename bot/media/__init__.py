@@ -1,0 +1,2 @@
+"""Media handling: image checks and fitting (Pillow), video probe and shrink (PyAV), and
+the sandbox's test card."""

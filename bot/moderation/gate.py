@@ -14,7 +14,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bot.intake import Refusal
+from bot.jobs.intake import Refusal
 from bot.moderation.blocklist import ENTRIES_MAX, BadTerm, check_pattern, word_key
 from bot.moderation.policy import BlockEntry, EntryKind
 from bot.moderation.rules import RequestFacts, check_request

@@ -1,7 +1,7 @@
 """The moderation rules, checked before any charge: pure, no I/O, no Discord types.
 
 ``check_request`` evaluates the rules in a fixed order and raises ``RuleRefusal`` (a
-``bot.intake.Refusal`` that names its ``rule``) at the first that refuses:
+``bot.jobs.intake.Refusal`` that names its ``rule``) at the first that refuses:
 
 1. blocked member   2. channel   3. role   4. model   5. duration
 6. blocklist        7. cooldown  8. queued jobs per member
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.intake import Refusal
+from bot.jobs.intake import Refusal
 from bot.moderation.blocklist import find_blocked
 from bot.moderation.policy import RuleSnapshot
 

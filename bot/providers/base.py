@@ -110,6 +110,6 @@ class VideoProvider(abc.ABC):
         self, session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int
     ) -> int:
         """Stream a result to ``dest``; return its size. Overridden by the sandbox."""
-        from bot.download import download_to_file
+        from bot.providers.download import download_to_file
 
         return await download_to_file(session, url, dest, max_bytes)

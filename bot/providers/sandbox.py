@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.catalog import ModelSpec, Orientation
-from bot.download import DownloadError, DownloadTooLarge
 from bot.media.testcard import make_test_card
 from bot.providers.base import GenerationRequest, TaskState, TaskStatus, VideoProvider
+from bot.providers.download import DownloadError, DownloadTooLarge
 from bot.providers.errors import TaskNotFound
 from bot.providers.validation import validate_request
 

@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 
 from bot.config import Settings
-from bot.jobs import JobService
+from bot.jobs.service import JobService
 from bot.media.video import VideoInfo
 from bot.providers import make_provider
 from bot.store import Job, NewJob, QuotaSettings, Store
-from bot.webhooks import WebhookServer
+from bot.web.server import WebhookServer
 
 # crash point -> (store method, kill before or after it runs)
 CRASH_POINTS: dict[str, tuple[str, str]] = {

@@ -13,13 +13,13 @@ from typing import Any
 import aiohttp
 
 from bot.config import Settings
-from bot.jobs import JobService
-from bot.jobs_types import DeliveryFailed, JobUpdate
+from bot.jobs.service import JobService
+from bot.jobs.types import DeliveryFailed, JobUpdate
 from bot.media.video import VideoInfo
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.store import Job, NewJob, QuotaSettings, Store
-from bot.webhooks import WebhookServer
+from bot.web.server import WebhookServer
 
 
 @dataclass

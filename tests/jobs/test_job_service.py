@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.jobs_types import DeliveryFailed
+from bot.jobs.types import DeliveryFailed
 from bot.store import QuotaExceeded, QuotaSettings
 from tests.fakes.aivideoapi import FakeAivideoapi
 from tests.fakes.apixo import FakeApixo

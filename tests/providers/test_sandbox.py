@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from bot.catalog import Orientation, get_model
-from bot.download import DownloadError, DownloadTooLarge
 from bot.media.images import fit_image
 from bot.media.video import probe_mp4
 from bot.providers import sandbox as sandbox_module
 from bot.providers.base import GenerationRequest, TaskState
+from bot.providers.download import DownloadError, DownloadTooLarge
 from bot.providers.errors import InvalidRequest, TaskNotFound
 from bot.providers.sandbox import SandboxProvider
 

@@ -10,7 +10,7 @@ from bot.media.images import ImageProblem, inspect_image
 from bot.providers.base import GenerationRequest, SourceImage
 from bot.providers.errors import ProviderError
 from bot.store import Job
-from bot.webhooks import WebhookServer
+from bot.web.server import WebhookServer
 
 EXTENSIONS = {"image/png": "png", "image/webp": "webp"}
 

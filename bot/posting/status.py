@@ -16,7 +16,7 @@ from typing import Any
 
 import discord
 
-from bot.jobs_types import JobUpdate, Phase
+from bot.jobs.types import JobUpdate, Phase
 from bot.store import Store
 
 log = logging.getLogger(__name__)

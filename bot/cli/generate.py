@@ -16,14 +16,14 @@ import aiohttp
 
 from bot.catalog import ModelSpec, Orientation, UnknownModel, get_model, models_for
 from bot.config import Settings, SettingsError
+from bot.jobs.waiting import PollSchedule, wait_for_task
 from bot.media.images import ImageProblem, check_rules, fit_image, image_orientation, inspect_image
 from bot.media.video import VideoProblem, probe_mp4
 from bot.providers import make_provider
 from bot.providers.base import GenerationRequest, SourceImage, TaskState, TaskStatus, VideoProvider
 from bot.providers.errors import AuthenticationFailed, ProviderError
 from bot.providers.validation import validate_request
-from bot.waiting import PollSchedule, wait_for_task
-from bot.webhooks import WebhookServer
+from bot.web.server import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ async def _download(
     out: Path,
     max_bytes: int,
 ) -> str:
-    from bot.download import DownloadError
+    from bot.providers.download import DownloadError
 
     partial = out.with_name(f".{out.name}.part")
     try:

@@ -18,7 +18,7 @@ import aiohttp
 import discord
 
 from bot.catalog import get_model
-from bot.jobs_types import DeliveryFailed
+from bot.jobs.types import DeliveryFailed
 from bot.media.video import VideoInfo, VideoProblem, shrink_to_fit_async
 from bot.store import Job
 

@@ -20,7 +20,7 @@ from bot.catalog import (
     price_per_second,
 )
 from bot.config import Settings
-from bot.jobs import JobService
+from bot.jobs.service import JobService
 from bot.media.images import ImageProblem, check_rules, fit_image, image_orientation, inspect_image
 from bot.providers.base import SourceImage
 from bot.store import Job, NewJob, QuotaSettings, Store

@@ -15,7 +15,7 @@ import logging
 
 import discord
 
-from bot.jobs_types import JobUpdate, Phase
+from bot.jobs.types import JobUpdate, Phase
 from bot.store import Job, Store
 
 log = logging.getLogger(__name__)

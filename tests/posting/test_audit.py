@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.audit import excerpt, outcome_line, refusal_line, request_line
-from bot.jobs_types import JobUpdate, Phase
+from bot.jobs.types import JobUpdate, Phase
+from bot.posting.audit import excerpt, outcome_line, refusal_line, request_line
 from bot.store import Charge, Job, JobState
 
 JOB_ID = "0123456789abcdef" * 2

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from tenacity import wait_fixed
 
-from bot.download import DownloadError, DownloadTooLarge, download_to_file, redact_url
+from bot.providers.download import DownloadError, DownloadTooLarge, download_to_file, redact_url
 
 BODY = bytes(range(256)) * 400  # 100 KiB
 
@@ -96,7 +96,7 @@ class Server:
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bot.download.RETRY_WAIT", wait_fixed(0.01))
+    monkeypatch.setattr("bot.providers.download.RETRY_WAIT", wait_fixed(0.01))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.intake import Refusal
+from bot.jobs.intake import Refusal
 from bot.moderation.blocklist import (
     MATCH_BUDGET_S,
     PATTERN_MAX_CHARS,

@@ -1,0 +1,97 @@
+"""The job service's shared state and the steps every stage uses: the callback token,
+the per-model queue slot, failing with a refund, and telling the Discord layer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+
+from bot.catalog import get_model
+from bot.config import Settings
+from bot.jobs.queueing import ProviderQueue
+from bot.jobs.types import Deliver, JobUpdate, OnUpdate, Phase
+from bot.providers.base import VideoProvider
+from bot.store import Job, Store
+from bot.web.server import WebhookServer
+
+log = logging.getLogger(__name__)
+
+
+class JobCore:
+    """State shared by the stages of a job's life (see ``bot.jobs.service``)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        providers: Callable[[str], VideoProvider],
+        deliver: Deliver,
+        work_dir: Path,
+        on_update: OnUpdate | None = None,
+        webhook: WebhookServer | None = None,
+    ) -> None:
+        self._store = store
+        self._session = session
+        self._settings = settings
+        self._providers = providers
+        self._deliver = deliver
+        self._on_update = on_update
+        self._webhook = webhook
+        self._work_dir = work_dir
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._queues: dict[str, ProviderQueue] = {}
+        self._secret = b""
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def token_for(self, job_id: str) -> str:
+        """The job's callback secret: derived, so it is never stored in plain text."""
+        digest = hmac.new(self._secret, job_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _queue(self, job: Job) -> ProviderQueue:
+        key = f"{job.provider}/{job.model}"
+        if key not in self._queues:
+            try:
+                limit = get_model(job.provider, job.model).max_concurrent
+            except LookupError:
+                limit = 1
+            self._queues[key] = ProviderQueue(limit)
+        return self._queues[key]
+
+    def _release(self, job: Job) -> None:
+        self._queue(job).release(job.id)
+
+    def _callbacks_on(self) -> bool:
+        return self._webhook is not None and self._webhook.public_base_url is not None
+
+    def _drop_image(self, job: Job) -> None:
+        if job.image_path:
+            Path(job.image_path).unlink(missing_ok=True)
+
+    async def _fail(self, job: Job, code: str, message: str) -> None:
+        """Fail and refund, exactly once; tell the member."""
+        self._release(job)
+        if await self._store.fail_job(job.id, code, message):
+            log.info("job %s failed (%s); %d s refunded", job.id, code, job.seconds)
+            self._drop_image(job)
+            (self._work_dir / "videos" / f"{job.id}.mp4").unlink(missing_ok=True)
+            failed = await self._store.job(job.id) or job
+            await self._notify(JobUpdate(failed, Phase.FAILED, message=message, refunded=True))
+
+    async def _notify(self, update: JobUpdate) -> None:
+        if self._on_update is None:
+            return
+        try:
+            await self._on_update(update)
+        except Exception:
+            log.exception("status update for job %s failed", update.job.id)

@@ -1,0 +1,110 @@
+"""Submitting a job to its provider, and settling a submit that may or may not have
+reached it (never sent twice: a callback naming the task settles it, else a refund)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from bot.catalog import ModelSpec
+from bot.jobs import files as jobfiles
+from bot.jobs.core import JobCore
+from bot.jobs.types import JobUpdate, Phase
+from bot.providers.base import VideoProvider
+from bot.providers.errors import ProviderError, SubmitUncertain
+from bot.store import Job, JobState
+
+log = logging.getLogger(__name__)
+
+RESTART_SUBMIT_MESSAGE = (
+    "The bot restarted while sending this request and the provider never confirmed it; "
+    "to avoid paying twice it was not sent again. Your seconds were refunded."
+)
+
+class SubmitSteps(JobCore):
+    async def _submit(self, job: Job, spec: ModelSpec, provider: VideoProvider) -> Job | None:
+        queue = self._queue(job)
+        waiting = asyncio.create_task(queue.acquire(job.id))
+        await asyncio.sleep(0)
+        if not waiting.done():
+            await self._notify(JobUpdate(job, Phase.QUEUED, position=queue.position(job.id)))
+        await waiting
+        try:
+            try:
+                request = await jobfiles.build_request(job, spec, self._webhook)
+            except ProviderError as exc:
+                await self._fail(job, exc.code, exc.user_message)
+                return None
+            if not await self._store.mark_submitting(job.id):
+                self._release(job)
+                return await self._store.job(job.id)
+            await self._notify(JobUpdate(job, Phase.SUBMITTING))
+            callback = self._webhook.callback_url(job.provider, self.token_for(job.id)) \
+                if self._webhook else None
+            try:
+                task_id = await provider.submit(spec, request, callback)
+            except SubmitUncertain as exc:
+                fresh = await self._store.job(job.id) or job
+                return await self._resolve_submitting(
+                    fresh, spec, provider, code=exc.code, message=exc.user_message
+                )
+            except ProviderError as exc:
+                await self._fail(job, exc.code, exc.user_message)
+                return None
+            await self._store.mark_submitted(job.id, task_id)
+            return await self._store.job(job.id)
+        except BaseException:
+            current = await asyncio.shield(self._store.job(job.id))
+            if current is None or current.state is not JobState.SUBMITTED:
+                self._release(job)
+            raise
+
+    async def _wait_for_hint(self, job: Job) -> Job | None:
+        """Wait (until the job's deadline) for a callback naming the provider's task."""
+        deadline = job.created_at + self._settings.job_timeout_s
+        event = self._wake.setdefault(job.id, asyncio.Event())
+        await self._notify(JobUpdate(
+            job, Phase.SUBMITTING,
+            message="Waiting for the provider to confirm the request (it is never sent twice).",
+        ))
+        while (left := deadline - time.time()) > 0:
+            try:
+                await asyncio.wait_for(event.wait(), left)
+            except TimeoutError:
+                break
+            event.clear()
+            fresh = await self._store.job(job.id)
+            if fresh is not None and fresh.task_hint:
+                return fresh
+        return None
+
+    async def _resolve_submitting(
+        self,
+        job: Job,
+        spec: ModelSpec,
+        provider: VideoProvider,
+        *,
+        code: str = "submit_uncertain",
+        message: str = RESTART_SUBMIT_MESSAGE,
+    ) -> Job | None:
+        """A job whose submit may or may not have reached the provider: never re-sent.
+
+        A callback naming the task settles it (the provider's status endpoint must know
+        the task); with callbacks on, the bot waits for one until the job's deadline.
+        Otherwise the job fails and its seconds are refunded.
+        """
+        if not job.task_hint and self._callbacks_on():
+            job = await self._wait_for_hint(job) or job
+        if job.task_hint:
+            try:
+                status = await provider.status(spec, job.task_hint)
+            except ProviderError:
+                status = None
+            if status is not None:
+                log.info("job %s: adopted task %s named by a callback", job.id, job.task_hint)
+                self._queue(job).occupy(job.id)
+                await self._store.mark_submitted(job.id, job.task_hint)
+                return await self._store.job(job.id)
+        await self._fail(job, code, message)
+        return None

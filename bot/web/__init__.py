@@ -1,0 +1,1 @@
+"""The bot's own aiohttp server: provider callbacks, health, images served to providers."""
