@@ -83,3 +83,30 @@ def test_prices_per_video_and_per_second() -> None:
     assert estimate_cost(get_model("apixo", "wan-2-5-video"), 10) == 0.80
     assert price_per_second(get_model("apixo", "kling-2-1")) is None
     assert price_per_second(fast, {"apixo/veo-3-1-fast": 0.5}) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("model", "asked", "seconds"),
+    [("veo-3-1-fast", None, 8), ("veo-3-1", 8, 8), ("hailuo-2-3-pro", None, 5),
+     ("hailuo-2-3", None, 6), ("hailuo-2-3", 10, 10), ("wan-2-5-video", 10, 10)],
+)
+def test_the_request_carries_the_seconds_the_model_makes(model: str, asked: int | None,
+                                                         seconds: int) -> None:
+    config = settings(provider="apixo", apixo_api_key="k")
+    options = check_options(config, prompt="a fox", duration=asked, orientation=None,
+                            model=model, mode=Mode.TEXT)
+    assert options.duration == seconds
+
+
+@pytest.mark.parametrize(("model", "asked", "needle"), [
+    ("veo-3-1", 4, "`veo-3-1` makes 8-second videos: leave the length out."),
+    ("hailuo-2-3-pro", 10, "`hailuo-2-3-pro` makes 5-second videos"),
+    ("wan-2-5-video", 8, "`wan-2-5-video` makes videos of 5 or 10 seconds, not 8."),
+])
+def test_a_length_the_model_does_not_make_is_refused(model: str, asked: int,
+                                                     needle: str) -> None:
+    config = settings(provider="apixo", apixo_api_key="k")
+    with pytest.raises(Refusal) as info:
+        check_options(config, prompt="a fox", duration=asked, orientation=None, model=model,
+                      mode=Mode.TEXT)
+    assert needle in info.value.user_message

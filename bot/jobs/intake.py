@@ -81,10 +81,11 @@ def check_options(
             f"Your prompt is {len(text):,} characters long; `{spec.id}` takes at most "
             f"{spec.prompt_max:,}."
         )
-    chosen = duration if duration is not None else spec.durations[0]
-    if chosen not in spec.durations:
-        allowed = ", ".join(str(d) for d in spec.durations)
-        raise Refusal(f"`{spec.id}` makes videos of {allowed} seconds, not {chosen}.")
+    if duration is not None and duration not in spec.durations:
+        if spec.fixed_length is not None:
+            raise Refusal(f"`{spec.id}` makes {spec.describe_lengths()}: leave the length out.")
+        raise Refusal(f"`{spec.id}` makes {spec.describe_lengths()}, not {duration}.")
+    chosen = spec.length_for(duration)  # the seconds made, and charged
     picked: Orientation | None = None
     if orientation is not None:
         try:
@@ -162,7 +163,7 @@ async def start_job(
         prompt=options.prompt,
         duration=options.duration,
         orientation=(orientation or options.orientation or Orientation.LANDSCAPE).value,
-        seconds=options.duration,
+        seconds=options.spec.length_for(options.duration),
         price_per_second=price_per_second(options.spec, settings.model_prices),
         context=context,
     )

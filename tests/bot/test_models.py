@@ -65,7 +65,7 @@ async def test_animate_with_an_end_frame_on_kling(tmp_path: Path) -> None:
     ("options", "attachments", "needle"),
     [
         ({"prompt": "a fox", "model": "sora-2"}, False, "`sora-2` is retired"),
-        ({"prompt": "a fox", "duration": 4}, False, "veo-3-1-fast makes 8-second videos"),
+        ({"prompt": "a fox", "duration": 4}, False, "makes 8-second videos"),
         ({"prompt": "a fox", "model": "hailuo-2-3", "negative_prompt": "rain"}, False,
          "takes no negative prompt"),
         ({"prompt": "a fox", "model": "kling-2-5-turbo-pro", "seed": 3}, False, "takes no seed"),
