@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from bot.config import Settings
 from tests.bot.support import decodes_as_mp4, png, world
+from tests.bot.test_moderation import moderate
 from tests.fakes.apixo import FakeApixo
 
 pytestmark = pytest.mark.timeout(120)
@@ -106,3 +108,71 @@ async def test_an_owner_s_retired_model_warns_once_and_refunds_when_gone(
         assert job.state.value == "failed"
         assert await w.bot.store.ledger_balance(job.id) == 0  # refunded
         await w.wait_reply(sent, "no longer offered")
+
+
+async def test_the_longest_duration_rule_counts_the_length_a_model_makes(
+    tmp_path: Path
+) -> None:
+    async with FakeApixo(queue_s=0.05, task_s=0.2) as fake, live_world(tmp_path, fake) as w:
+        await moderate(w, "settings", {"max_duration": 5, "allow_model": "hailuo-2-3-pro"},
+                       needle="updated")
+        await moderate(w, "settings", {"allow_model": "veo-3-1-fast"}, needle="updated")
+        sent = await w.command("video", {"prompt": "a fox"})  # veo-3-1-fast: always 8 s
+        await w.wait_reply(sent, "limited to 5 s")
+        assert fake.requests == []
+        await w.command("video", {"prompt": "a fox", "model": "hailuo-2-3-pro"})
+        (job,) = await w.settled(1)
+        assert job.model == "hailuo-2-3-pro" and job.seconds == 5
+
+
+async def test_animate_and_retry_keep_the_end_frame_negative_prompt_and_seed(
+    tmp_path: Path
+) -> None:
+    async with FakeApixo(queue_s=0.05, task_s=0.2) as fake, live_world(
+        tmp_path, fake, public_base_url="http://127.0.0.1:1"
+    ) as w:
+        w.bot.webhook.public_base_url = f"http://127.0.0.1:{w.bot.webhook.port}"
+        start = w.fd.host_file(png(1000, 700), "start.png", "image/png")
+        end = w.fd.host_file(png(1000, 700), "end.png", "image/png")
+        await w.command("animate", {"prompt": "the door opens", "model": "wan-2-5-video",
+                                    "negative_prompt": "blur", "seed": 5},
+                        attachments={"image": start})
+        await w.wait_videos(1)
+        (task,) = fake.tasks.values()
+        assert task.body["input"]["negative_prompt"] == "blur"
+        assert task.body["input"]["seed"] == 5
+        await w.command("animate", {"prompt": "the door opens", "model": "kling-2-5-turbo-pro",
+                                    "negative_prompt": "blur"},
+                        attachments={"image": start, "end_image": end})
+        video = (await w.wait_videos(2))[-1]
+        first = list(fake.tasks.values())[-1].body["input"]
+        assert first["negative_prompt"] == "blur" and len(first["image_urls"]) == 2
+        job_id = video.embeds[0]["footer"]["text"].removeprefix("job ")
+        click = w.fd.button(f"video:retry:{job_id}", video.id, user_id=w.member)
+        await w.fd.send_interaction(click)
+        await w.wait_reply(int(click["id"]), "Done")
+        await w.wait_videos(3)
+        again = list(fake.tasks.values())[-1]
+        assert again.body["input"]["negative_prompt"] == "blur"
+        assert len(again.body["input"]["image_urls"]) == 2 and again.image_info is not None
+
+
+class _Namespace:
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+@pytest.mark.parametrize(("model", "values"), [
+    (None, [8]), ("wan-2-5-video", [5, 10]), ("hailuo-2-3", [6, 10]),
+    ("hailuo-2-3-pro", [5]), ("no-such-model", [8]),
+])
+async def test_duration_suggestions_follow_the_chosen_model(
+    model: str | None, values: list[int]
+) -> None:
+    from cogs.video import Video
+
+    config = Settings(_env_file=None, provider="apixo", apixo_api_key="k")  # type: ignore[call-arg]
+    cog = Video(_Namespace(settings=config))  # type: ignore[arg-type]
+    interaction = _Namespace(namespace=_Namespace(model=model))
+    choices = await cog.duration_names(interaction, "")  # type: ignore[arg-type]
+    assert [c.value for c in choices] == values
