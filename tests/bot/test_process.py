@@ -197,7 +197,7 @@ async def test_restart_mid_job_delivers_exactly_once(tmp_path: Path) -> None:
         g = make_guild(fd)
         env = bot_env(tmp_path, fd, fake)
         async with bot_process(fd, env, tmp_path / "bot.log") as first:
-            await send(fd, g, "video", {"prompt": "a slow fox", "duration": 4})
+            await send(fd, g, "video", {"prompt": "a slow fox"})
             # Once the bot polls, it has recorded the task id; then kill it (SIGKILL)
             # while the provider is still rendering.
             await fd.wait_for(lambda: fake.requests_to("GET", "/api/v1/statusTask"), 20)
