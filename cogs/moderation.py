@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.catalog import MODELS, offered_models
+from bot.catalog import MODELS, models_for, offered_models
 from bot.jobs.intake import Refusal
 from bot.moderation.blocklist import PATTERN_MAX_CHARS
 from bot.moderation.policy import GuildPolicy
@@ -102,8 +102,9 @@ class Moderation(commands.Cog):
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
         offered = offered_models(self.bot.settings.provider, self.bot.settings.model)
-        for name in (allow_model, remove_model):
-            if name is not None and name not in {m.id for m in offered}:
+        known = {m.id for m in models_for(self.bot.settings.provider)}  # retired too
+        for name, allowed in ((allow_model, {m.id for m in offered}), (remove_model, known)):
+            if name is not None and name not in allowed:
                 ids = ", ".join(f"`{m.id}`" for m in offered)
                 raise Refusal(f"There is no model called `{name}` here; offered: {ids}.")
 

@@ -176,3 +176,15 @@ async def test_duration_suggestions_follow_the_chosen_model(
     interaction = _Namespace(namespace=_Namespace(model=model))
     choices = await cog.duration_names(interaction, "")  # type: ignore[arg-type]
     assert [c.value for c in choices] == values
+
+
+async def test_moderators_may_drop_but_not_allow_a_retired_model(tmp_path: Path) -> None:
+    async with FakeApixo() as fake, live_world(tmp_path, fake) as w:
+        text = await moderate(w, "settings", {"allow_model": "sora-2"}, needle="no model")
+        assert "`veo-3-1-fast`" in text and "`sora-2-pro`" not in text
+        # an allow-list from the Sora days still names sora-2 and veo-3-1
+        await w.bot.store.edit_policy(
+            w.guild, lambda p: p.model_copy(update={"models": ("sora-2", "veo-3-1")}), None)
+        await moderate(w, "settings", {"remove_model": "sora-2"}, needle="updated")
+        assert (await w.bot.store.get_policy(w.guild)).models == ("veo-3-1",)
+        assert fake.requests == []
