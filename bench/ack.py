@@ -68,7 +68,7 @@ async def run_burst(kind: str, size: int, work: Path) -> Burst:
         child: Child
         if kind == "bot":
             child = await start_bot(fd, work, {
-                "PROVIDER": "apixo", "APIXO_API_KEY": fake.api_key,
+                "PROVIDER": "apixo", "MODEL": "sora-2", "APIXO_API_KEY": fake.api_key,
                 "APIXO_BASE_URL": fake.api_base,
                 "DEFAULT_QUOTA_SECONDS": str(10_000_000),
                 "POLL_FIRST_S": "30", "POLL_INTERVAL_S": "30",

@@ -111,7 +111,8 @@ async def measure(work: Path, reps: int = 5, sizes: dict[str, int] | None = None
 
         fd.store.create = timed_create  # type: ignore[method-assign]
         bot = await start_bot(fd, work / "bot", {
-            "PROVIDER": "apixo", "APIXO_API_KEY": fake.api_key, "APIXO_BASE_URL": fake.api_base,
+            "PROVIDER": "apixo", "MODEL": "sora-2", "APIXO_API_KEY": fake.api_key,
+            "APIXO_BASE_URL": fake.api_base,
             "DEFAULT_QUOTA_SECONDS": "100000", "POLL_FIRST_S": "0.2", "POLL_INTERVAL_S": "0.2",
         })
         try:

@@ -18,9 +18,13 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True, help="what the video should show")
     gen.add_argument("--image", type=Path, help="a JPEG, PNG or WebP to animate")
     gen.add_argument("--provider", help="apixo, aivideoapi, pixazo or sandbox")
-    gen.add_argument("--model", help="a model id from the catalog, e.g. sora-2")
-    gen.add_argument("--duration", type=int, help="seconds of video, e.g. 4, 8 or 12")
+    gen.add_argument("--end-image", type=Path,
+                     help="an end frame, for models that take one (with --image)")
+    gen.add_argument("--model", help="a model id from the catalog, e.g. veo-3-1-fast")
+    gen.add_argument("--duration", type=int, help="seconds of video, as the model offers")
     gen.add_argument("--orientation", help="landscape or portrait")
+    gen.add_argument("--negative-prompt", help="what to avoid, for models that take one")
+    gen.add_argument("--seed", type=int, help="a seed, for models that take one")
     gen.add_argument("--out", type=Path, required=True, help="where to write the MP4")
     sub.add_parser("check", help="check the settings and each configured provider key")
     return parser
@@ -57,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                 model=args.model,
                 duration=args.duration,
                 orientation=args.orientation,
+                end_image=args.end_image,
+                negative_prompt=args.negative_prompt,
+                seed=args.seed,
             ),
             settings,
         )

@@ -15,6 +15,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.catalog import retired_notice
 from bot.config import Settings
 from bot.jobs.service import JobService
 from bot.jobs.types import JobUpdate
@@ -82,6 +83,9 @@ class VideoBot(commands.AutoShardedBot):
         return self.settings.database_path.parent / "work"
 
     async def setup_hook(self) -> None:
+        notice = retired_notice(self.settings.provider, self.settings.model)
+        if notice is not None:
+            log.warning("%s", notice)
         self.store = await Store.open(self.settings.database_path)
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         self.webhook = WebhookServer(

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
-from bot.catalog import UnknownModel, get_model, models_for
+from bot.catalog import UnknownModel, default_model, get_model, models_for
 
 ProviderName = Literal["apixo", "aivideoapi", "pixazo", "sandbox"]
 
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     dev_guild_id: int | None = Field(default=None, gt=0)
 
     provider: ProviderName = "sandbox"
-    model: str = ""  # empty: the provider's first catalog model
+    model: str = ""  # empty: the provider's default live model
 
     apixo_api_key: SecretStr | None = None
     apixo_base_url: str = "https://api.apixo.ai/api/v1"
@@ -154,9 +154,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_model_and_key(self) -> Settings:
         problems: list[str] = []
-        if not self.model:  # unset: the provider's first catalog model
-            offered = models_for(self.provider)
-            self.model = offered[0].id if offered else "sora-2"
+        if not self.model:  # unset: the provider's default live model (else its first)
+            chosen = default_model(self.provider) or next(iter(models_for(self.provider)), None)
+            self.model = chosen.id if chosen else "sora-2"
         try:
             get_model(self.provider, self.model)
         except UnknownModel as exc:

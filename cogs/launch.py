@@ -111,7 +111,7 @@ async def audited(
         seconds, cost = duration, None
         try:
             spec = get_model(bot.settings.provider, name)
-            seconds = duration or spec.durations[0]
+            seconds = spec.length_for(duration)
             cost = estimate_cost(spec, seconds, bot.settings.model_prices)
         except UnknownModel:
             pass
@@ -129,6 +129,7 @@ async def launch(
     *,
     image: SourceImage | None = None,
     orientation: Orientation | None = None,
+    end_image: SourceImage | None = None,
 ) -> Job:
     """Reserve and start; the job service then drives the status message."""
     bot = interaction.client
@@ -144,6 +145,7 @@ async def launch(
         context=job_context(interaction),
         image=image,
         orientation=orientation,
+        end_image=end_image,
     )
     bot.audit.post(job.guild_id, request_line(job))
     return job

@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.catalog import MODELS, models_for
+from bot.catalog import MODELS, models_for, offered_models
 from bot.jobs.intake import Refusal
 from bot.moderation.blocklist import PATTERN_MAX_CHARS
 from bot.moderation.policy import GuildPolicy
@@ -101,9 +101,10 @@ class Moderation(commands.Cog):
     ) -> None:
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
-        offered = models_for(self.bot.settings.provider)
-        for name in (allow_model, remove_model):
-            if name is not None and name not in {m.id for m in offered}:
+        offered = offered_models(self.bot.settings.provider, self.bot.settings.model)
+        known = {m.id for m in models_for(self.bot.settings.provider)}  # retired too
+        for name, allowed in ((allow_model, {m.id for m in offered}), (remove_model, known)):
+            if name is not None and name not in allowed:
                 ids = ", ".join(f"`{m.id}`" for m in offered)
                 raise Refusal(f"There is no model called `{name}` here; offered: {ids}.")
 
@@ -177,7 +178,8 @@ class Moderation(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         return [
             app_commands.Choice(name=f"{spec.id} — {spec.label}", value=spec.id)
-            for spec in models_for(self.bot.settings.provider) if current.lower() in spec.id
+            for spec in offered_models(self.bot.settings.provider, self.bot.settings.model)
+            if current.lower() in spec.id
         ][:25]
 
     # -- /blocklist ----------------------------------------------------------------------

@@ -9,10 +9,9 @@ import discord
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.catalog import Mode, Orientation
+from bot.catalog import Mode, Orientation, UnknownModel, get_model
 from bot.jobs.intake import Refusal, check_options, prepare_image
 from bot.posting.views import ResultButton
-from bot.store import Job
 from cogs.errors import explain, reply
 from cogs.launch import admitted, audited, check_can_post, defer, launch
 
@@ -60,33 +59,49 @@ async def retry(interaction: discord.Interaction[VideoBot], job_id: str) -> None
                       "be retried.")
     async with audited(interaction, prompt=job.prompt, model=job.model, duration=job.duration):
         mode = Mode(job.mode)
+        extras = job.context.get("options") or {}
+        end_path = job.context.get("end_image_path")
+        # A model that keeps an animated image's shape takes no orientation.
+        keeps = mode is Mode.IMAGE and _keeps_shape(bot.settings.provider, job.model)
         options = check_options(
-            bot.settings, prompt=job.prompt, duration=job.duration, orientation=job.orientation,
-            model=job.model, mode=mode,
+            bot.settings, prompt=job.prompt, duration=job.duration,
+            orientation=None if keeps else job.orientation,
+            model=job.model, mode=mode, end_frame=mode is Mode.IMAGE and bool(end_path),
+            negative_prompt=extras.get("negative_prompt"), seed=extras.get("seed"),
         )
         check_can_post(interaction)
         await defer(interaction)
         async with admitted(interaction, options):
-            image = None
+            image = end = None
             if mode is Mode.IMAGE:
-                data = await _kept_image(job)
+                data = await _kept_image(job.image_path)
                 image, _ = await prepare_image(data, options)
+                if options.end_frame:
+                    end, _ = await prepare_image(await _kept_image(end_path), options)
                 if options.spec.image.transport == "url" and not bot.settings.public_base_url:
                     raise Refusal(
                         "Retrying an animation needs the image again: please use /animate."
                     )
             await launch(
-                interaction, options, image=image, orientation=Orientation(job.orientation)
+                interaction, options, image=image, orientation=Orientation(job.orientation),
+                end_image=end,
             )
 
 
-async def _kept_image(job: Job) -> bytes:
+def _keeps_shape(provider: str, model: str) -> bool:
+    try:
+        return get_model(provider, model).image_keeps_shape
+    except UnknownModel:
+        return False  # check_options says so
+
+
+async def _kept_image(path: str | None) -> bytes:
     import asyncio
 
-    if not job.image_path:
+    if not path:
         raise Refusal("The source image is no longer kept; please use /animate again.")
     try:
-        return await asyncio.to_thread(Path(job.image_path).read_bytes)
+        return await asyncio.to_thread(Path(path).read_bytes)
     except OSError:
         raise Refusal("The source image is no longer kept; please use /animate again.") from None
 

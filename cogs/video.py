@@ -3,6 +3,7 @@ job run."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import discord
@@ -10,14 +11,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.catalog import MODELS, Mode, Orientation, models_for
+from bot.catalog import Mode, ModelSpec, Orientation, UnknownModel, get_model, offered_models
 from bot.jobs.intake import Refusal, VideoOptions, check_attachment, check_options, prepare_image
 from bot.providers.base import SourceImage
 from cogs.launch import admitted, audited, check_can_post, defer, launch
 
-DURATIONS = sorted({d for spec in MODELS for d in spec.durations})
-DURATION_CHOICES = [app_commands.Choice(name=f"{d} seconds", value=d) for d in DURATIONS]
 Orient = Literal["landscape", "portrait"]
+Seed = app_commands.Range[int, 0, 2**31 - 1]
 
 
 class Video(commands.Cog):
@@ -29,18 +29,37 @@ class Video(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         return [
             app_commands.Choice(name=f"{spec.id} — {spec.label}", value=spec.id)
-            for spec in models_for(self.bot.settings.provider)
+            for spec in offered_models(self.bot.settings.provider, self.bot.settings.model)
             if current.lower() in spec.id
         ][:25]
+
+    def chosen_model(self, interaction: discord.Interaction[VideoBot]) -> ModelSpec:
+        """The model named so far in the command (else the default), for autocomplete."""
+        settings = self.bot.settings
+        name = getattr(interaction.namespace, "model", None) or settings.model
+        try:
+            return get_model(settings.provider, str(name))
+        except UnknownModel:
+            return get_model(settings.provider, settings.model)
+
+    async def duration_names(
+        self, interaction: discord.Interaction[VideoBot], current: int | str
+    ) -> list[app_commands.Choice[int]]:
+        spec = self.chosen_model(interaction)
+        if spec.fixed_length is not None:
+            return [app_commands.Choice(name=f"{spec.fixed_length} seconds (the only length "
+                                             f"{spec.id} makes)", value=spec.fixed_length)]
+        return [app_commands.Choice(name=f"{d} seconds", value=d) for d in spec.durations]
 
     @app_commands.command(name="video", description="Make a short AI video from a prompt")
     @app_commands.describe(
         prompt="What the video should show",
-        duration="Length in seconds",
+        duration="Length in seconds (the model's lengths)",
         orientation="Landscape (16:9) or portrait (9:16)",
         model="Which model to use",
+        negative_prompt="What the video should avoid (models that take one)",
+        seed="A seed, to make a result repeatable (models that take one)",
     )
-    @app_commands.choices(duration=DURATION_CHOICES)
     @app_commands.guild_only()
     async def video(
         self,
@@ -49,11 +68,13 @@ class Video(commands.Cog):
         duration: int | None = None,
         orientation: Orient | None = None,
         model: str | None = None,
+        negative_prompt: str | None = None,
+        seed: Seed | None = None,
     ) -> None:
         async with audited(interaction, prompt=prompt, model=model, duration=duration):
             options = check_options(
                 self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
-                model=model, mode=Mode.TEXT,
+                model=model, mode=Mode.TEXT, negative_prompt=negative_prompt, seed=seed,
             )
             check_can_post(interaction)
             await defer(interaction)
@@ -62,13 +83,15 @@ class Video(commands.Cog):
 
     @app_commands.command(name="animate", description="Bring an image to life as a short video")
     @app_commands.describe(
-        image="A JPEG, PNG or WebP image",
+        image="A JPEG, PNG or WebP image: the first frame",
         prompt="How the image should move",
-        duration="Length in seconds",
+        duration="Length in seconds (the model's lengths)",
         orientation="Defaults to the image's own",
         model="Which model to use",
+        end_image="The last frame (models that take one)",
+        negative_prompt="What the video should avoid (models that take one)",
+        seed="A seed, to make a result repeatable (models that take one)",
     )
-    @app_commands.choices(duration=DURATION_CHOICES)
     @app_commands.guild_only()
     async def animate(
         self,
@@ -78,18 +101,29 @@ class Video(commands.Cog):
         duration: int | None = None,
         orientation: Orient | None = None,
         model: str | None = None,
+        end_image: discord.Attachment | None = None,
+        negative_prompt: str | None = None,
+        seed: Seed | None = None,
     ) -> None:
         async with audited(interaction, prompt=prompt, model=model, duration=duration):
             options = check_options(
                 self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
-                model=model, mode=Mode.IMAGE,
+                model=model, mode=Mode.IMAGE, end_frame=end_image is not None,
+                negative_prompt=negative_prompt, seed=seed,
             )
             check_attachment(image.size)
+            if end_image is not None:
+                check_attachment(end_image.size)
             check_can_post(interaction)
             await defer(interaction)
             async with admitted(interaction, options):
                 source, picked = await self._fitted(image, options)
-                await launch(interaction, options, image=source, orientation=picked)
+                end = None
+                if end_image is not None:  # fitted to the start frame's orientation
+                    shaped = replace(options, orientation=options.orientation or picked)
+                    end, _ = await self._fitted(end_image, shaped)
+                await launch(interaction, options, image=source, orientation=picked,
+                             end_image=end)
 
     async def _fitted(
         self, image: discord.Attachment, options: VideoOptions
@@ -119,6 +153,18 @@ class Video(commands.Cog):
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:
         return await self.model_names(interaction, current)
+
+    @video.autocomplete("duration")
+    async def _video_durations(
+        self, interaction: discord.Interaction[VideoBot], current: int | str
+    ) -> list[app_commands.Choice[int]]:
+        return await self.duration_names(interaction, current)
+
+    @animate.autocomplete("duration")
+    async def _animate_durations(
+        self, interaction: discord.Interaction[VideoBot], current: int | str
+    ) -> list[app_commands.Choice[int]]:
+        return await self.duration_names(interaction, current)
 
 
 async def setup(bot: VideoBot) -> None:

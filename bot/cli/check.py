@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from bot.catalog import PROVIDERS
+from bot.catalog import PROVIDERS, retired_notice
 from bot.config import Settings, SettingsError, load_settings
 from bot.providers import make_provider
 from bot.providers.errors import AuthenticationFailed, ProviderError
@@ -75,6 +75,9 @@ async def run_checks(settings: Settings, report: Report) -> bool:
         report("note", "PUBLIC_BASE_URL is not set: the bot will poll providers (no callbacks)")
     elif settings.public_base_url.startswith("http://"):
         report("note", "PUBLIC_BASE_URL is http: use https in production (a proxy in front)")
+    notice = retired_notice(settings.provider, settings.model)
+    if notice is not None:
+        report("warning", notice)
     timeout = aiohttp.ClientTimeout(total=20)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         good, text = await _check_discord(settings, session)

@@ -14,7 +14,15 @@ from typing import TextIO
 
 import aiohttp
 
-from bot.catalog import ModelSpec, Orientation, UnknownModel, get_model, models_for
+from bot.catalog import (
+    ModelSpec,
+    Orientation,
+    UnknownModel,
+    default_model,
+    estimate_cost,
+    get_model,
+    models_for,
+)
 from bot.config import Settings, SettingsError
 from bot.jobs.waiting import PollSchedule, wait_for_task
 from bot.media.images import ImageProblem, check_rules, fit_image, image_orientation, inspect_image
@@ -43,6 +51,9 @@ class GenerateArgs:
     model: str | None = None
     duration: int | None = None
     orientation: str | None = None
+    end_image: Path | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
 
 
 def pick_model(args: GenerateArgs, settings: Settings) -> ModelSpec:
@@ -55,7 +66,7 @@ def pick_model(args: GenerateArgs, settings: Settings) -> ModelSpec:
         offered = models_for(provider)
         if not offered:
             raise BadInput(f"unknown provider '{provider}'")
-        model = offered[0].id
+        model = (default_model(provider) or offered[0]).id
     try:
         return get_model(provider, model)
     except UnknownModel as exc:
@@ -70,36 +81,51 @@ def build_request(args: GenerateArgs, spec: ModelSpec) -> GenerationRequest:
             orientation = Orientation(args.orientation.lower())
         except ValueError:
             raise BadInput("orientation must be landscape or portrait") from None
-    image: SourceImage | None = None
-    if args.image is not None:
-        try:
-            data = args.image.read_bytes()
-        except OSError as exc:
-            raise BadInput(f"cannot read the image {args.image}: {exc.strerror}") from None
-        try:
-            info = inspect_image(data)
-            check_rules(info, spec.image)
-            orientation = orientation or image_orientation(info)
-            image = fit_image(data, spec.image, orientation).to_source(None)
-        except ImageProblem as exc:
-            raise BadInput(f"{args.image}: {exc.user_message}") from None
-    duration = args.duration if args.duration is not None else spec.durations[0]
+    if args.end_image is not None and args.image is None:
+        raise BadInput("--end-image needs --image (the start frame)")
+    image = _fitted(args.image, spec, orientation) if args.image is not None else None
+    if image is not None:
+        orientation = orientation or (
+            Orientation.LANDSCAPE if image.width >= image.height else Orientation.PORTRAIT)
+    end = _fitted(args.end_image, spec, orientation) if args.end_image is not None else None
+    fixed = spec.fixed_length
+    if fixed is not None and args.duration not in (None, fixed):
+        raise BadInput(f"{spec.id} makes {spec.describe_lengths()}; leave --duration out")
+    duration = spec.length_for(args.duration)
     request = GenerationRequest(
         prompt=args.prompt,
         duration=duration,
         orientation=orientation or Orientation.LANDSCAPE,
         image=image,
+        end_image=end,
+        negative_prompt=args.negative_prompt,
+        seed=args.seed,
     )
     checked = request
     if image is not None and spec.image.transport == "url":
         # The real URL comes from the webhook server later; everything else is checked now.
-        placeholder = image.model_copy(update={"url": "https://placeholder.invalid/image"})
-        checked = request.model_copy(update={"image": placeholder})
+        placeholder = "https://placeholder.invalid/image"
+        checked = request.model_copy(update={
+            key: value.model_copy(update={"url": placeholder})
+            for key, value in (("image", image), ("end_image", end)) if value is not None})
     try:
         validate_request(spec, checked)
     except ProviderError as exc:
         raise BadInput(exc.user_message) from None
     return request
+
+
+def _fitted(path: Path, spec: ModelSpec, orientation: Orientation | None) -> SourceImage:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read the image {path}: {exc.strerror}") from None
+    try:
+        info = inspect_image(data)
+        check_rules(info, spec.image)
+        return fit_image(data, spec.image, orientation or image_orientation(info)).to_source(None)
+    except ImageProblem as exc:
+        raise BadInput(f"{path}: {exc.user_message}") from None
 
 
 class Progress:
@@ -184,15 +210,19 @@ async def run_job(args: GenerateArgs, settings: Settings, progress: Progress) ->
             await server.start()
         try:
             if request.image is not None and spec.image.transport == "url":
-                url = server.image_url(request.image.data, request.image.mime) if server else None
-                if url is None:
-                    raise BadInput(
-                        f"{spec.provider} fetches images by URL: set PUBLIC_BASE_URL so it can "
-                        "reach this machine's webhook server"
-                    )
-                request = request.model_copy(
-                    update={"image": request.image.model_copy(update={"url": url})}
-                )
+                hosted: dict[str, SourceImage] = {}
+                for key in ("image", "end_image"):
+                    image: SourceImage | None = getattr(request, key)
+                    if image is None:
+                        continue
+                    url = server.image_url(image.data, image.mime) if server else None
+                    if url is None:
+                        raise BadInput(
+                            f"{spec.provider} fetches images by URL: set PUBLIC_BASE_URL so it "
+                            "can reach this machine's webhook server"
+                        )
+                    hosted[key] = image.model_copy(update={"url": url})
+                request = request.model_copy(update=hosted)
             callback_url = server.callback_url(spec.provider, token) if server else None
             progress.show(f"submitting to {spec.provider} ({spec.id})")
             task_id = await provider.submit(spec, request, callback_url)
@@ -223,7 +253,10 @@ async def run_job(args: GenerateArgs, settings: Settings, progress: Progress) ->
                 await server.stop()
     progress.done()
     note = " - a SANDBOX test card, made locally, not by AI" if spec.provider == "sandbox" else ""
-    return f"wrote {out} ({summary}){note}"
+    cost = estimate_cost(spec, request.duration, settings.model_prices)
+    price = "" if cost is None else f", est. ${cost:.2f}"
+    made = f"{spec.id}: {request.duration} s of video{price}"
+    return f"wrote {out} ({summary}; {made}){note}"
 
 
 def generate(args: GenerateArgs, settings: Settings) -> int:

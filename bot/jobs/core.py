@@ -75,8 +75,9 @@ class JobCore:
         return self._webhook is not None and self._webhook.public_base_url is not None
 
     def _drop_image(self, job: Job) -> None:
-        if job.image_path:
-            Path(job.image_path).unlink(missing_ok=True)
+        for kept in (job.image_path, job.context.get("end_image_path")):
+            if kept:
+                Path(kept).unlink(missing_ok=True)
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         """Fail and refund, exactly once; tell the member."""

@@ -24,30 +24,41 @@ async def save_image(work_dir: Path, job_id: str, image: SourceImage) -> Path:
 async def build_request(
     job: Job, spec: ModelSpec, webhook: WebhookServer | None
 ) -> GenerationRequest:
-    """The provider request for a stored job; the image is handed over as the model
-    wants it (the bot's own URL when public, else the attachment's URL, or inline)."""
-    image: SourceImage | None = None
-    if job.image_path:
-        try:
-            data = await asyncio.to_thread(Path(job.image_path).read_bytes)
-            info = inspect_image(data)
-        except (OSError, ImageProblem):
-            raise ProviderError("The source image was lost; please ask again.") from None
-        url: str | None = None
-        if spec.image.transport == "url":
-            url = webhook.image_url(data, info.mime) if webhook else None
-            url = url or job.context.get("image_url")
-            if not url:
-                raise ProviderError("The image could not be handed to the provider.")
-        image = SourceImage(
-            data=data, mime=info.mime, width=info.width, height=info.height, url=url
-        )
+    """The provider request for a stored job; the images are handed over as the model
+    wants them (the bot's own URL when public, else the attachment's URL, or inline)."""
+    image = await _kept(job.image_path, job.context.get("image_url"), spec, webhook)
+    end = await _kept(job.context.get("end_image_path"), job.context.get("end_image_url"),
+                      spec, webhook)
+    extras = job.context.get("options") or {}
+    negative, seed = extras.get("negative_prompt"), extras.get("seed")
     return GenerationRequest(
         prompt=job.prompt,
         duration=job.duration,
         orientation=Orientation(job.orientation),
         image=image,
+        end_image=end if image is not None else None,
+        negative_prompt=negative if isinstance(negative, str) else None,
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
+
+
+async def _kept(
+    path: str | None, fallback_url: str | None, spec: ModelSpec, webhook: WebhookServer | None
+) -> SourceImage | None:
+    if not path:
+        return None
+    try:
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        info = inspect_image(data)
+    except (OSError, ImageProblem):
+        raise ProviderError("The source image was lost; please ask again.") from None
+    url: str | None = None
+    if spec.image.transport == "url":
+        url = webhook.image_url(data, info.mime) if webhook else None
+        url = url or fallback_url
+        if not url:
+            raise ProviderError("The image could not be handed to the provider.")
+    return SourceImage(data=data, mime=info.mime, width=info.width, height=info.height, url=url)
 
 
 def sweep(work_dir: Path, busy: set[str], cutoff: float) -> int:

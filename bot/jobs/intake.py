@@ -16,7 +16,7 @@ from bot.catalog import (
     Orientation,
     UnknownModel,
     get_model,
-    models_for,
+    offered_models,
     price_per_second,
 )
 from bot.config import Settings
@@ -38,6 +38,9 @@ class VideoOptions:
     duration: int
     orientation: Orientation | None  # None: the image's own (or landscape)
     mode: Mode
+    end_frame: bool = False  # an end image comes with the start image
+    negative_prompt: str | None = None
+    seed: int | None = None
 
 
 def clean_prompt(prompt: str) -> str:
@@ -58,13 +61,18 @@ def check_options(
     orientation: str | None,
     model: str | None,
     mode: Mode,
+    end_frame: bool = False,
+    negative_prompt: str | None = None,
+    seed: int | None = None,
 ) -> VideoOptions:
-    """Validate a member's options against the catalog, before any charge."""
+    """Validate a member's options against the catalog, before any charge: what the
+    model does not take is refused, never silently dropped."""
     try:
         spec = get_model(settings.provider, model or settings.model)
     except UnknownModel:
-        offered = ", ".join(m.id for m in models_for(settings.provider))
-        raise Refusal(f"There is no model called `{model}` here. Try one of: {offered}.") from None
+        raise Refusal(f"There is no model called `{model}` here. {_try_one(settings)}") from None
+    if spec.retired and spec.id != settings.model:  # an owner's explicit MODEL keeps it
+        raise Refusal(f"`{spec.id}` is retired and no longer offered here. {_try_one(settings)}")
     if mode not in spec.modes:
         raise Refusal(f"`{spec.id}` cannot animate images.")
     text = clean_prompt(prompt)
@@ -73,19 +81,59 @@ def check_options(
             f"Your prompt is {len(text):,} characters long; `{spec.id}` takes at most "
             f"{spec.prompt_max:,}."
         )
-    chosen = duration if duration is not None else spec.durations[0]
-    if chosen not in spec.durations:
-        allowed = ", ".join(str(d) for d in spec.durations)
-        raise Refusal(f"`{spec.id}` makes videos of {allowed} seconds, not {chosen}.")
+    if duration is not None and duration not in spec.durations:
+        if spec.fixed_length is not None:
+            raise Refusal(f"`{spec.id}` makes {spec.describe_lengths()}: leave the length out.")
+        raise Refusal(f"`{spec.id}` makes {spec.describe_lengths()}, not {duration}.")
+    chosen = spec.length_for(duration)  # the seconds made, and charged
     picked: Orientation | None = None
     if orientation is not None:
         try:
             picked = Orientation(orientation)
         except ValueError:
             raise Refusal("Orientation must be landscape or portrait.") from None
-        if picked not in spec.orientations:
-            raise Refusal(f"`{spec.id}` does not make {picked.value} videos.")
-    return VideoOptions(spec, text, chosen, picked, mode)
+        offered = spec.orientations_for(mode)
+        if mode is Mode.IMAGE and not offered:
+            raise Refusal(f"`{spec.id}` keeps the image's own shape: leave the orientation out.")
+        if picked not in offered:
+            allowed = " or ".join(o.value for o in offered)
+            raise Refusal(f"`{spec.id}` does not make {picked.value} videos (only {allowed}).")
+    extras = _extras(spec, end_frame, negative_prompt, seed)
+    return VideoOptions(spec, text, chosen, picked, mode, end_frame, *extras)
+
+
+def _extras(
+    spec: ModelSpec, end_frame: bool, negative_prompt: str | None, seed: int | None
+) -> tuple[str | None, int | None]:
+    if end_frame and not spec.takes_end_frame:
+        raise Refusal(f"`{spec.id}` takes no end frame: leave `end_image` out, or pick "
+                      f"{_those_that(spec, 'takes_end_frame')}.")
+    negative = clean_prompt(negative_prompt) if negative_prompt and negative_prompt.strip() \
+        else None
+    if negative is not None:
+        if spec.negative_prompt_max is None:
+            raise Refusal(f"`{spec.id}` takes no negative prompt: leave it out, or pick "
+                          f"{_those_that(spec, 'takes_negative_prompt')}.")
+        if len(negative) > spec.negative_prompt_max:
+            raise Refusal(f"Your negative prompt is {len(negative):,} characters long; "
+                          f"`{spec.id}` takes at most {spec.negative_prompt_max:,}.")
+    if seed is not None:
+        if spec.seed_field is None:
+            raise Refusal(f"`{spec.id}` takes no seed: leave it out, or pick "
+                          f"{_those_that(spec, 'takes_seed')}.")
+        if not 0 <= seed <= spec.seed_max:
+            raise Refusal(f"The seed must be a whole number from 0 to {spec.seed_max}.")
+    return negative, seed
+
+
+def _those_that(spec: ModelSpec, ability: str) -> str:
+    able = [f"`{m.id}`" for m in offered_models(spec.provider) if getattr(m, ability)]
+    return "a model that does (" + ", ".join(able) + ")" if able else "another model"
+
+
+def _try_one(settings: Settings) -> str:
+    offered = ", ".join(f"`{m.id}`" for m in offered_models(settings.provider, settings.model))
+    return f"Try one of: {offered}."
 
 
 def check_attachment(size: int) -> None:
@@ -133,6 +181,7 @@ async def start_job(
     context: dict[str, Any],
     image: SourceImage | None = None,
     orientation: Orientation | None = None,
+    end_image: SourceImage | None = None,
 ) -> Job:
     """Reserve the seconds and start the job. Raises QuotaExceeded (nothing written)."""
     if guild_id is not None:
@@ -149,8 +198,9 @@ async def start_job(
         prompt=options.prompt,
         duration=options.duration,
         orientation=(orientation or options.orientation or Orientation.LANDSCAPE).value,
-        seconds=options.duration,
+        seconds=options.spec.length_for(options.duration),
         price_per_second=price_per_second(options.spec, settings.model_prices),
-        context=context,
+        context={**context, "options": {"negative_prompt": options.negative_prompt,
+                                        "seed": options.seed}},
     )
-    return await jobs.request(new, quota, image)
+    return await jobs.request(new, quota, image, end_image)

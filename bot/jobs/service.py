@@ -68,7 +68,8 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         return not self._tasks
 
     async def request(
-        self, new: NewJob, quota: QuotaSettings, image: SourceImage | None = None
+        self, new: NewJob, quota: QuotaSettings, image: SourceImage | None = None,
+        end_image: SourceImage | None = None,
     ) -> Job:
         """Reserve the seconds (raises QuotaExceeded, writing nothing) and start the job."""
         job_id = uuid.uuid4().hex
@@ -77,14 +78,20 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
             context = dict(new.context)
             if image.url:
                 context["image_url"] = image.url
+            if end_image is not None:  # the end frame: kept beside the start frame
+                end = await jobfiles.save_image(self._work_dir, f"{job_id}.end", end_image)
+                context["end_image_path"] = str(end)
+                if end_image.url:
+                    context["end_image_url"] = end_image.url
             new = new.model_copy(update={"image_path": str(path), "context": context})
         try:
             job, _ = await self._store.reserve(
                 new, quota, job_id=job_id, token=self.token_for(job_id)
             )
         except BaseException:
-            if new.image_path:
-                Path(new.image_path).unlink(missing_ok=True)
+            for kept in (new.image_path, new.context.get("end_image_path")):
+                if kept:
+                    Path(kept).unlink(missing_ok=True)
             raise
         self._spawn(job.id)
         return job

@@ -120,8 +120,10 @@ def fit_image(
     ``size`` when given (pass the size the request will name), else the size of the
     wanted orientation (default: the image's own) closest in aspect, the smaller one
     when aspects are within 5% (1280x720 rather than 1792x1024: the size the catalog's
-    request fields name). Otherwise the original bytes are kept when they already fit;
-    else the image is re-encoded (JPEG, lower quality, then smaller) to fit ``max_bytes``.
+    request fields name). Otherwise the original bytes are kept when they already fit
+    (format, bytes, longest side, alpha, aspect); else the image is flattened if the model
+    takes no transparency, nudged inside an exclusive aspect range, scaled down to
+    ``max_side`` and re-encoded (JPEG, lower quality, then smaller) to fit ``max_bytes``.
     """
     im = _open(data, max_input_bytes)
     with im:
@@ -135,13 +137,28 @@ def fit_image(
             and source_format in MIME
             and len(data) <= rules.max_bytes
             and not rotated
-            and im.mode in ("RGB", "RGBA", "L")
+            and im.mode in (("RGB", "RGBA", "L") if rules.alpha else ("RGB", "L"))
+            and (rules.alpha or "transparency" not in im.info)
+            and (rules.max_side is None or max(width, height) <= rules.max_side)
+            and _inside_aspect((width, height), rules) == (width, height)
         ):
             return FittedImage(data, MIME[source_format], width, height, changed=False)
         picture, alpha = _normalize(ImageOps.exif_transpose(im))
+    if alpha and not rules.alpha:
+        picture, alpha = _flatten(picture), False
     if rules.exact_sizes:
         target = _pick_size(picture.size, rules.exact_sizes, orientation, size)
         picture = _crop_resize(picture, target)
+    else:
+        inside = _inside_aspect(picture.size, rules)
+        if inside != picture.size:
+            picture = _crop_resize(picture, inside)
+        if rules.max_side is not None and max(picture.size) > rules.max_side:
+            scale = rules.max_side / max(picture.size)
+            picture = picture.resize(
+                (max(1, int(picture.width * scale)), max(1, int(picture.height * scale))),
+                Image.Resampling.LANCZOS, reducing_gap=3.0,
+            )
     return _encode_to_fit(picture, alpha, rules, may_shrink=not rules.exact_sizes)
 
 
@@ -268,6 +285,30 @@ def _pick_size(
     return min(close, key=lambda s: s[0] * s[1])
 
 
+def _inside_aspect(size: tuple[int, int], rules: ImageRules) -> tuple[int, int]:
+    """``size``, or the largest centre crop of it strictly inside an exclusive aspect range
+    (an image exactly on a bound loses a pixel or two); check_rules refuses the far ones."""
+    width, height = size
+    if not rules.aspect_exclusive:
+        return size
+    if width / height <= rules.min_aspect:
+        height = min(height, math.ceil(width / rules.min_aspect) - 1)
+        while height > 1 and width / height <= rules.min_aspect:
+            height -= 1
+    elif width / height >= rules.max_aspect:
+        width = min(width, math.ceil(height * rules.max_aspect) - 1)
+        while width > 1 and width / height >= rules.max_aspect:
+            width -= 1
+    return width, height
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """An RGBA picture on a white background, as RGB."""
+    flat = Image.new("RGB", im.size, (255, 255, 255))
+    flat.paste(im, mask=im.getchannel("A"))
+    return flat
+
+
 def _crop_resize(im: Image.Image, target: tuple[int, int]) -> Image.Image:
     """Centre-crop to the target's aspect and resize to exactly ``target``."""
     width, height = im.size
@@ -300,9 +341,7 @@ def _encode_to_fit(
         if len(data) <= rules.max_bytes:
             return FittedImage(data, MIME["PNG"], im.width, im.height)
     if alpha:  # too big as PNG (or PNG not taken): flatten on white
-        flat = Image.new("RGB", im.size, (255, 255, 255))
-        flat.paste(im, mask=im.getchannel("A"))
-        im = flat
+        im = _flatten(im)
     fmt = next((f for f in ("JPEG", "WEBP", "PNG") if f in rules.formats), "JPEG")
     qualities: tuple[int, ...] = (92, 85, 75, 65) if fmt != "PNG" else (0,)
     for _ in range(8):

@@ -10,18 +10,19 @@ import json
 import logging
 from typing import Any
 
-from bot.catalog import Mode, ModelSpec, models_for
+from bot.catalog import ModelSpec, live_models
 from bot.providers.adapter import (
     HttpAdapter,
     Op,
     dig,
     error_from_text,
     failed,
+    model_unavailable,
     succeeded,
     unknown_state,
 )
 from bot.providers.base import GenerationRequest, TaskState, TaskStatus
-from bot.providers.errors import ProviderDown, ProviderError
+from bot.providers.errors import Forbidden, ProviderDown, ProviderError
 from bot.providers.http import Reply, error_for_status
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,15 @@ class ApixoProvider(HttpAdapter):
         self, spec: ModelSpec, request: GenerationRequest, callback_url: str | None = None
     ) -> str:
         self._prepare(spec, request)
-        reply = await self._create(f"/generateTask/{spec.api_model}",
-                                   build_body(spec, request, callback_url), spec=spec)
+        try:
+            reply = await self._create(f"/generateTask/{spec.api_model}",
+                                       build_body(spec, request, callback_url), spec=spec)
+        except Forbidden as exc:
+            # APIXO's one documented model answer is 403 "Key or route cannot access the
+            # model"; for a model the catalog knows is retired, that means it is gone.
+            if spec.retired:
+                raise model_unavailable(exc.detail or "HTTP 403") from None
+            raise
         task_id = self._require_id(dig(reply.body, "data", "taskId"), reply)
         log.info("apixo: created task %s (%s, %ss)", task_id, spec.api_model, request.duration)
         return task_id
@@ -72,8 +80,8 @@ class ApixoProvider(HttpAdapter):
         return parse_status(task_id, data)
 
     async def _probe(self) -> None:
-        specs = models_for(self.name)
-        model = specs[0].api_model if specs else "sora-2"
+        specs = live_models(self.name)
+        model = specs[0].api_model if specs else "veo-3-1"
         await self._get(f"/statusTask/{model}", "check", {"taskId": _PROBE_TASK})
 
 
@@ -84,17 +92,28 @@ def build_body(
     if callback_url:
         body["callback_url"] = callback_url
     body.update(spec.body_extra)
-    inp: dict[str, Any] = {
-        "mode": request.mode.value,
-        "prompt": request.prompt.strip(),
-        "duration": request.duration,
-        **spec.fields_for(request.mode, request.orientation),
-        **spec.input_extra,
-    }
-    if request.mode is Mode.IMAGE and request.image is not None:
-        inp["image_urls"] = [request.image.url]
-    body["input"] = inp
+    body["input"] = build_input(spec, request)
     return body
+
+
+def build_input(spec: ModelSpec, request: GenerationRequest) -> dict[str, Any]:
+    """The model's ``input`` object, entirely from its catalog entry."""
+    inp: dict[str, Any] = {**spec.shapes.get(request.shape, {}), "prompt": request.prompt.strip()}
+    if spec.duration_field is not None:
+        length = spec.length_for(request.duration)
+        inp[spec.duration_field] = str(length) if spec.duration_type == "str" else length
+    inp.update(spec.fields_for(request.mode, request.orientation))
+    urls = [i.url for i in (request.image, request.end_image) if i is not None]
+    if urls and spec.end_image_field is not None and len(urls) == 2:
+        inp[spec.end_image_field] = urls.pop()
+    if urls:
+        inp[spec.image_field] = urls if spec.image_list else urls[0]
+    if request.negative_prompt and spec.negative_prompt_max is not None:
+        inp[spec.negative_prompt_field] = request.negative_prompt.strip()
+    if request.seed is not None and spec.seed_field is not None:
+        inp[spec.seed_field] = request.seed
+    inp.update(spec.input_extra)
+    return inp
 
 
 def parse_status(task_id: str, data: dict[str, Any]) -> TaskStatus:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.catalog import Mode, ModelSpec, Orientation
+from bot.catalog import Mode, ModelSpec, Orientation, Shape
 
 if TYPE_CHECKING:
     import aiohttp
@@ -41,11 +41,20 @@ class GenerationRequest(BaseModel):
     prompt: str
     duration: int
     orientation: Orientation = Orientation.LANDSCAPE
-    image: SourceImage | None = None
+    image: SourceImage | None = None  # the start frame
+    end_image: SourceImage | None = None  # the end frame (models that take one)
+    negative_prompt: str | None = None
+    seed: int | None = None
 
     @property
     def mode(self) -> Mode:
         return Mode.IMAGE if self.image is not None else Mode.TEXT
+
+    @property
+    def shape(self) -> Shape:
+        if self.image is None:
+            return Shape.TEXT
+        return Shape.FRAMES if self.end_image is not None else Shape.IMAGE
 
 
 class TaskState(StrEnum):

@@ -63,6 +63,8 @@ class SandboxProvider(VideoProvider):
         }
         if request.image is not None:
             task["i"] = [request.image.width, request.image.height]
+        if request.end_image is not None:
+            task["e"] = [request.end_image.width, request.end_image.height]
         raw = json.dumps(task, ensure_ascii=False, separators=(",", ":")).encode()
         task_id = PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
         log.info("sandbox task submitted: %ss %s", request.duration, request.orientation.value)
@@ -103,7 +105,8 @@ class SandboxProvider(VideoProvider):
             prompt = str(task["p"])
             if "i" in task:
                 width, height = task["i"]
-                prompt = f"[animated from a {width}×{height} image] {prompt}"
+                ends = " to an end frame" if "e" in task else ""
+                prompt = f"[animated from a {width}×{height} image{ends}] {prompt}"
             from bot.media.testcard import make_test_card  # PyAV: loaded when first used
 
             await asyncio.to_thread(
@@ -184,7 +187,7 @@ def _decode(task_id: str, spec: ModelSpec) -> dict[str, Any]:
     if not isinstance(task, dict):
         raise not_found
     prompt, duration, orient, created = task.get("p"), task.get("d"), task.get("o"), task.get("t")
-    image = task.get("i")
+    image, end = task.get("i"), task.get("e")
     valid = (
         isinstance(prompt, str)
         and len(prompt) <= _PROMPT_KEEP
@@ -193,15 +196,20 @@ def _decode(task_id: str, spec: ModelSpec) -> dict[str, Any]:
         and orient in {o.value for o in Orientation}
         and isinstance(created, int | float)
         and created > 0
-        and (
-            image is None
-            or (
-                isinstance(image, list)
-                and len(image) == 2
-                and all(type(v) is int and 0 < v < 100_000 for v in image)
-            )
-        )
+        and _is_size(image, optional=True)
+        and _is_size(end, optional=True)
+        and (end is None or image is not None)
     )
     if not valid:
         raise not_found
     return task
+
+
+def _is_size(value: Any, *, optional: bool) -> bool:
+    if value is None:
+        return optional
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(type(v) is int and 0 < v < 100_000 for v in value)
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from bot.catalog import ImageRules, Mode, ModelSpec
+from bot.catalog import ImageRules, Mode, ModelSpec, Shape
 from bot.providers.base import GenerationRequest, SourceImage
 from bot.providers.errors import InvalidRequest
 
@@ -39,18 +39,39 @@ def validate_request(spec: ModelSpec, request: GenerationRequest) -> None:
     if request.mode not in spec.modes:
         what = "from an image" if request.mode is Mode.IMAGE else "from a prompt alone"
         raise InvalidRequest(f"{spec.label} cannot make videos {what}.")
+    if request.shape is Shape.FRAMES and not spec.takes_end_frame:
+        raise InvalidRequest(f"{spec.label} takes no end frame: leave the end image out.")
     if request.duration not in spec.durations:
-        allowed = _either([str(d) for d in sorted(spec.durations)])
         raise InvalidRequest(
-            f"{spec.label} makes videos of {allowed} seconds, not {request.duration}."
+            f"{spec.label} makes {spec.describe_lengths()}, not {request.duration}."
         )
-    if request.orientation not in spec.orientations:
-        allowed = _either([o.value for o in spec.orientations])
+    allowed_orientations = spec.orientations_for(request.mode)
+    if allowed_orientations and request.orientation not in allowed_orientations:
+        allowed = _either([o.value for o in allowed_orientations])
         raise InvalidRequest(
             f"{spec.label} does not make {request.orientation.value} videos (only {allowed})."
         )
-    if request.image is not None:
-        validate_image(spec.image, request.image)
+    validate_extras(spec, request.negative_prompt, request.seed)
+    for image in (request.image, request.end_image):
+        if image is not None:
+            validate_image(spec.image, image)
+
+
+def validate_extras(spec: ModelSpec, negative_prompt: str | None, seed: int | None) -> None:
+    """A negative prompt and a seed: refused clearly where the model takes none."""
+    if negative_prompt is not None and negative_prompt.strip():
+        if spec.negative_prompt_max is None:
+            raise InvalidRequest(f"{spec.label} takes no negative prompt: leave it out.")
+        if len(negative_prompt.strip()) > spec.negative_prompt_max:
+            raise InvalidRequest(
+                f"The negative prompt is {len(negative_prompt.strip()):,} characters long; "
+                f"{spec.label} takes at most {spec.negative_prompt_max:,}."
+            )
+    if seed is not None:
+        if spec.seed_field is None:
+            raise InvalidRequest(f"{spec.label} takes no seed: leave it out.")
+        if not 0 <= seed <= spec.seed_max:
+            raise InvalidRequest(f"The seed must be a whole number from 0 to {spec.seed_max}.")
 
 
 def validate_image(rules: ImageRules, image: SourceImage) -> None:
@@ -73,10 +94,16 @@ def validate_image(rules: ImageRules, image: SourceImage) -> None:
             f"{rules.min_short_side} px."
         )
     aspect = width / height
-    if aspect < rules.min_aspect - 1e-9 or aspect > rules.max_aspect + 1e-9:
+    slack = -1e-9 if rules.aspect_exclusive else 1e-9
+    if aspect < rules.min_aspect - slack or aspect > rules.max_aspect + slack:
         raise InvalidRequest(
             f"The image is too {'tall' if aspect < 1 else 'wide'} ({width}×{height}); "
             "crop it closer to a regular photo shape."
+        )
+    if rules.max_side is not None and max(width, height) > rules.max_side:
+        raise InvalidRequest(
+            f"The image is too large ({width}×{height}); its longer side must be at most "
+            f"{rules.max_side} px."
         )
     if rules.exact_sizes is not None and (width, height) not in rules.exact_sizes:
         sizes = _either([f"{w}×{h}" for w, h in rules.exact_sizes])

@@ -112,9 +112,9 @@ async def test_models_and_the_longest_duration_are_enforced(tmp_path: Path) -> N
     async with moderated(tmp_path) as (w, fake):
         await moderate(w, "settings", {"allow_model": "sora-2", "max_duration": 8},
                        needle="updated")
-        attempt = await w.command("video", {"prompt": "a fox", "model": "sora-2-pro"})
+        attempt = await w.command("video", {"prompt": "a fox", "model": "veo-3-1-fast"})
         text = await refused(w, fake, attempt, "not allowed in this server")
-        assert "`sora-2-pro`" in text and "`sora-2`" in text
+        assert "`veo-3-1-fast`" in text and "`sora-2`" in text
         attempt = await w.command("video", {"prompt": "a fox", "duration": 12})
         text = await refused(w, fake, attempt, "limited to 8 s")
         assert "Videos here are limited to 8 s" in text

@@ -132,12 +132,14 @@ async def test_video_and_animate_on_each_provider(tmp_path: Path, fake_cls: type
         if fake_cls is FakeApixo or fake_cls is FakeAivideoapi:  # they fetch images by URL
             env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['WEBHOOK_PORT']}"
         await stack.enter_async_context(bot_process(fd, env, tmp_path / "bot.log"))
-        await send(fd, g, "video", {"prompt": "a red fox in snow", "duration": 4})
+        # APIXO's default (MODEL unset) is veo-3-1-fast, which makes 8-second videos.
+        seconds = 8 if fake_cls is FakeApixo else 4
+        await send(fd, g, "video", {"prompt": "a red fox in snow", "duration": seconds})
         url = fd.host_file(png(1024, 768), "photo.png", "image/png")
         await send(fd, g, "animate", {"prompt": "the sea moves"}, attachments={"image": url})
         await fd.wait_for(lambda: len(videos(fd, g.channel)) >= 2, 60)
         for message in videos(fd, g.channel):
-            assert decodes_as_mp4(message.attachments[0].data) == pytest.approx(4, abs=0.5)
+            assert decodes_as_mp4(message.attachments[0].data) == pytest.approx(seconds, abs=0.5)
         if fake is not None:
             assert fake.submits_accepted == 2
             assert any(t.image_info is not None for t in fake.tasks.values())
@@ -195,7 +197,7 @@ async def test_restart_mid_job_delivers_exactly_once(tmp_path: Path) -> None:
         g = make_guild(fd)
         env = bot_env(tmp_path, fd, fake)
         async with bot_process(fd, env, tmp_path / "bot.log") as first:
-            await send(fd, g, "video", {"prompt": "a slow fox", "duration": 4})
+            await send(fd, g, "video", {"prompt": "a slow fox"})
             # Once the bot polls, it has recorded the task id; then kill it (SIGKILL)
             # while the provider is still rendering.
             await fd.wait_for(lambda: fake.requests_to("GET", "/api/v1/statusTask"), 20)

@@ -178,3 +178,107 @@ async def test_check_reports_keys(tmp_path: Path) -> None:
         assert "provider pixazo: PIXAZO_API_KEY was rejected" in out
         assert "DISCORD_TOKEN is not set" in out
         assert "not-the-key" not in out
+
+
+async def test_check_warns_about_a_retired_model(tmp_path: Path) -> None:
+    async with FakeApixo() as fake, FakeAivideoapi() as aiv:
+        env = base_env(tmp_path, **provider_env("apixo", fake))  # MODEL=sora-2, explicitly
+        _, out, _ = await run(env, tmp_path, "check")
+        (line,) = [x for x in out.splitlines() if x.strip().startswith("warning")]
+        assert "MODEL is set to sora-2, a retired model" in line and "veo-3-1-fast" in line
+        env.pop("MODEL")
+        _, out, _ = await run(env, tmp_path, "check")
+        assert "warning" not in out and "provider apixo (PROVIDER): key accepted" in out
+        env = base_env(tmp_path, **provider_env("aivideoapi", aiv))
+        env.pop("MODEL")
+        _, out, _ = await run(env, tmp_path, "check")
+        assert "provider aivideoapi has no live model" in out
+
+
+NEW_MODELS = {  # catalog id -> (APIXO model, the input fields besides the prompt, seconds)
+    "veo-3-1-fast": ("veo-3-1", {"generationType": "TEXT_2_VIDEO", "mode": "fast",
+                                 "aspect_ratio": "16:9"}, 8),
+    "veo-3-1": ("veo-3-1", {"generationType": "TEXT_2_VIDEO", "mode": "quality",
+                            "aspect_ratio": "16:9"}, 8),
+    "wan-2-5-video": ("wan-2-5-video", {"mode": "text-to-video", "duration": 5,
+                                        "aspect_ratio": "16:9", "resolution": "720p"}, 5),
+    "kling-2-5-turbo-pro": ("kling-2-5-turbo-pro", {"mode": "text-to-video", "duration": 5,
+                                                    "aspect_ratio": "16:9"}, 5),
+    "kling-2-1": ("kling-2-1", {"mode": "master-text-to-video", "duration": 5,
+                                "aspect_ratio": "16:9"}, 5),
+    "hailuo-2-3": ("hailuo-2-3", {"mode": "standard-text-to-video", "duration": 6}, 6),
+    "hailuo-2-3-pro": ("hailuo-2-3", {"mode": "pro-text-to-video"}, 5),
+}
+
+
+@pytest.mark.parametrize("model", sorted(NEW_MODELS))
+async def test_generate_each_model_after_sora(tmp_path: Path, model: str) -> None:
+    api_model, fields, seconds = NEW_MODELS[model]
+    async with FakeApixo() as fake:
+        env = base_env(tmp_path, **provider_env("apixo", fake))
+        env.pop("MODEL")
+        code, out, err = await run(env, tmp_path, "generate", "--prompt", "a heron",
+                                   "--model", model, "--out", "heron.mp4")
+        assert code == 0, err
+        assert f"{model}: {seconds} s of video" in out
+        assert_mp4(tmp_path / "heron.mp4", seconds)
+        (task,) = fake.tasks.values()
+        assert task.model == api_model
+        assert task.body["input"] == {"prompt": "a heron", **fields}
+
+
+async def test_generate_with_model_unset_uses_veo_fast_and_reports_its_price(
+    tmp_path: Path
+) -> None:
+    async with FakeApixo() as fake:
+        env = base_env(tmp_path, **provider_env("apixo", fake))
+        env.pop("MODEL")
+        code, out, err = await run(env, tmp_path, "generate", "--prompt", "a heron",
+                                   "--out", "heron.mp4")
+        assert code == 0, err
+        assert "veo-3-1-fast: 8 s of video, est. $0.20" in out
+        code, _, err = await run(env, tmp_path, "generate", "--prompt", "a heron",
+                                 "--duration", "4", "--out", "x.mp4")
+        assert code == 2 and err.strip() == (
+            "error: veo-3-1-fast makes 8-second videos; leave --duration out")
+        assert fake.submits_accepted == 1
+
+
+async def test_generate_with_an_end_frame(tmp_path: Path) -> None:
+    Image.new("RGB", (900, 600), (200, 40, 40)).save(tmp_path / "start.png")
+    Image.new("RGB", (900, 600), (40, 40, 200)).save(tmp_path / "end.webp")
+    async with FakeApixo() as fake:
+        env = base_env(tmp_path, **provider_env("apixo", fake))
+        port = free_port()
+        env.update(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", WEBHOOK_HOST="127.0.0.1",
+                   WEBHOOK_PORT=str(port), MODEL="veo-3-1")
+        code, out, err = await run(env, tmp_path, "generate", "--prompt", "the door opens",
+                                   "--image", "start.png", "--end-image", "end.webp",
+                                   "--seed", "11", "--out", "door.mp4")
+        assert code == 0, err
+        (task,) = fake.tasks.values()
+        inp = task.body["input"]
+        assert inp["generationType"] == "FIRST_AND_LAST_FRAMES_2_VIDEO" and inp["seed"] == 11
+        assert len(inp["image_urls"]) == 2 and task.image_info is not None
+        assert "veo-3-1: 8 s of video, est. $1.50" in out
+        code, _, err = await run(env, tmp_path, "generate", "--prompt", "fox", "--model",
+                                 "hailuo-2-3", "--image", "start.png", "--end-image",
+                                 "end.webp", "--out", "x.mp4")
+        assert code == 2 and "takes no end frame" in err
+        assert fake.submits_accepted == 1
+
+
+@pytest.mark.parametrize(("model", "extra", "seconds"), [
+    ("veo-3-1-fast", [], 8),
+    ("wan-2-5-video", ["--duration", "10", "--image", "photo.png"], 10),
+    ("kling-2-5-turbo-pro", ["--image", "photo.png", "--end-image", "photo.png"], 5),
+    ("hailuo-2-3-pro", [], 5),
+])
+async def test_sandbox_makes_each_shape(tmp_path: Path, model: str, extra: list[str],
+                                        seconds: int) -> None:
+    Image.new("RGB", (900, 600), (200, 40, 40)).save(tmp_path / "photo.png")
+    code, out, err = await run(base_env(tmp_path), tmp_path, "generate", "--prompt", "a fox",
+                               "--model", model, *extra, "--out", "fox.mp4")
+    assert code == 0, err
+    assert "SANDBOX" in out and f"{model}: {seconds} s of video" in out
+    assert_mp4(tmp_path / "fox.mp4", seconds)

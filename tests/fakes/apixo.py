@@ -1,4 +1,5 @@
-"""Emulator of the APIXO task API (seeds 000 sora-2, 001 sora-2-pro, 004 provider routing).
+"""Emulator of the APIXO task API (seeds 000 sora-2, 001 sora-2-pro, 004 provider routing;
+the models after Sora from MODELS_AFTER_SORA.md, their ``input`` rules in ``apixo_models``).
 
 Routes (the client's base URL is ``api_base`` = ``base_url + "/api/v1"``):
   POST /api/v1/generateTask/{model}            -> {"code":200,"message":"success","data":{"taskId"}}
@@ -16,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .apixo_models import CASES
 from .common import (
     STATUS,
     SUBMIT,
@@ -79,7 +81,7 @@ PROVIDERS = ("auto", "value", "official")
 class FakeApixo(FakeProvider):
     """APIXO emulator. Extra attributes beyond FakeProvider:
 
-    models: set of model ids served (default {"sora-2", "sora-2-pro"}); ids in
+    models: set of model ids served (default: Sora and every model in ``apixo_models``); ids in
         ``retired_models`` or outside this set answer 403 "Key or route cannot access the
         model" (the seeds document no 404 for a model).
     content_policy_word: a prompt containing it gets the HTTP 200 / code 400 policy refusal.
@@ -92,7 +94,7 @@ class FakeApixo(FakeProvider):
 
     def __init__(self, api_key: str | None = None, **kw: Any) -> None:
         super().__init__(api_key, **kw)
-        self.models: set[str] = {"sora-2", "sora-2-pro"}
+        self.models: set[str] = {"sora-2", "sora-2-pro", *CASES}
         self.content_policy_word = "forbidden-topic"
         self.balance_http_402 = False
         self.image_failures_as_task_fail = False
@@ -158,30 +160,38 @@ class FakeApixo(FakeProvider):
         if problem:
             return self.error("bad_request", problem)
         inp = body["input"]
+        case = CASES.get(model)
         if self.balance_exhausted:
             if self.balance_http_402:
                 return self.error("balance", "Insufficient credits")
             return self.quirk("Insufficient credits")
-        if self.content_policy_word and self.content_policy_word in inp["prompt"]:
+        if self.content_policy_word and self.content_policy_word in inp.get("prompt", ""):
             return self.quirk("Content violates provider policy, please adjust the prompt")
         outcome = self.outcome
         image: ImageInfo | None = None
-        if inp["mode"] == "image-to-video":
+        urls = case.images(inp) if case else inp.get("image_urls", [])[:1]
+        for index, url in enumerate(urls):
             try:
-                image = await self.fetch_image(inp["image_urls"][0])
+                info = await self.fetch_image(url)
+                problem = case.image_page.problem(info) if case else None
+                if problem:
+                    raise ImageProblem("bad_format", problem)
             except ImageProblem as exc:
                 if not self.image_failures_as_task_fail:
-                    return self.error("bad_request", f"input.image_urls[0]: {exc}")
+                    return self.error("bad_request", f"input.image_urls[{index}]: {exc}")
                 outcome = IMAGE_FAIL_CODES[exc.reason]
+                break
+            image = image or info
         task = self.new_task(
             f"task_{uuid.uuid4().hex}",
             model,
             body,
             outcome=outcome,
-            duration=inp["duration"],
-            video_size=small_dims(*output_size(model, inp, image)),
+            duration=case.duration(inp) if case else inp["duration"],
+            video_size=small_dims(*(case.size(inp, image) if case
+                                    else output_size(model, inp, image))),
             image_info=image,
-            prompt=inp["prompt"],
+            prompt=inp.get("prompt", ""),
             callback_urls=[body["callback_url"]] if body.get("request_type") == "callback" else [],
         )
         await self.accept(task)
@@ -229,6 +239,8 @@ def validate(model: str, body: dict[str, Any]) -> str | None:
     inp = body.get("input")
     if not isinstance(inp, dict):
         return "input is required and must be an object"
+    if model in CASES:
+        return CASES[model].check(inp)
     mode = inp.get("mode")
     if mode not in MODES:
         return "input.mode must be text-to-video or image-to-video"

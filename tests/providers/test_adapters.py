@@ -109,7 +109,8 @@ async def test_apixo_body(server: ScriptServer, session: aiohttp.ClientSession, 
           "data": None}, ContentRejected),
         ({"code": 400, "message": "input.duration must be 4, 8 or 12"}, InvalidRequest),
         ({"code": 401, "message": "Invalid key"}, AuthenticationFailed),
-        ({"code": 403, "message": "no route"}, Forbidden),
+        # sora-2 is retired: APIXO's one documented model answer means it is gone.
+        ({"code": 403, "message": "Key or route cannot access the model"}, ModelUnavailable),
         # The APIXO seeds document no model-not-found answer: a 404 is not "model retired".
         ({"code": 404, "message": "Model not found"}, EndpointNotFound),
     ],
@@ -120,6 +121,16 @@ async def test_apixo_http_200_error_bodies(server: ScriptServer, session: aiohtt
     server.then(Step(200, body))
     with pytest.raises(error):
         await make(ApixoProvider, server, session).submit(APIXO_2, text())
+    assert server.count("POST") == 1
+
+
+async def test_apixo_403_on_a_live_model_is_a_refused_route(
+    server: ScriptServer, session: aiohttp.ClientSession
+) -> None:
+    server.then(Step(403, {"code": 403, "message": "Key or route cannot access the model"}))
+    with pytest.raises(Forbidden):
+        await make(ApixoProvider, server, session).submit(
+            get_model("apixo", "veo-3-1-fast"), text())
     assert server.count("POST") == 1
 
 
@@ -213,9 +224,9 @@ async def test_apixo_status_404_is_task_not_found(server: ScriptServer,
 @pytest.mark.parametrize(
     ("cls", "suffix", "path", "answer", "error"),
     [
-        (ApixoProvider, "/api/v1", "/api/v1/statusTask/sora-2",
+        (ApixoProvider, "/api/v1", "/api/v1/statusTask/veo-3-1",
          Step(404, {"code": 404, "message": "Task not found"}), None),
-        (ApixoProvider, "/api/v1", "/api/v1/statusTask/sora-2",
+        (ApixoProvider, "/api/v1", "/api/v1/statusTask/veo-3-1",
          Step(401, {"code": 401, "message": "Invalid or missing API key"}), AuthenticationFailed),
         (AivideoapiProvider, "", "/v1/credits",
          Step(200, {"code": 200, "data": {"credits": 5}}), None),

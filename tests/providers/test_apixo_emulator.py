@@ -145,8 +145,9 @@ async def test_keys(fake: FakeApixo, provider: ApixoProvider,
     with pytest.raises(AuthenticationFailed):
         await wrong.status(SORA2, "task_x")
     fake.forbidden = True
-    with pytest.raises(Forbidden):
-        await provider.submit(SORA2, TEXT)
+    veo = get_model("apixo", "veo-3-1-fast")
+    with pytest.raises(Forbidden):  # a live model: the key or route is refused
+        await provider.submit(veo, GenerationRequest(prompt="a fox", duration=8))
     with pytest.raises(Forbidden):
         await provider.check_key()
     assert fake.submits_accepted == 0
@@ -170,12 +171,13 @@ async def test_content_policy_refusal(fake: FakeApixo, provider: ApixoProvider) 
 @pytest.mark.parametrize("spec", [SORA2, PRO], ids=lambda s: s.id)
 async def test_retired_model(fake: FakeApixo, provider: ApixoProvider, spec: object) -> None:
     """APIXO documents no model-not-found answer: the emulator answers the seed's 403
-    ("Key or route cannot access the model"), never an undocumented 404, and the bot
-    reports a refusal rather than guessing that the model was retired."""
+    ("Key or route cannot access the model"), never an undocumented 404. For a model the
+    catalog marks retired that answer means the model is gone ("no longer offered"); for a
+    live model it stays a refused key or route (``test_keys``)."""
+    assert spec.retired  # type: ignore[attr-defined]
     fake.retired_models.add(spec.api_model)  # type: ignore[attr-defined]
-    with pytest.raises(Forbidden) as info:
+    with pytest.raises(ModelUnavailable) as info:
         await provider.submit(spec, TEXT)  # type: ignore[arg-type]
-    assert not isinstance(info.value, ModelUnavailable)
     assert (info.value.detail or "").startswith("HTTP 403")
     assert fake.submits_accepted == 0
 

@@ -248,8 +248,9 @@ async def test_submit_4xx_maps_and_is_not_retried(
     error: type[ProviderError]
 ) -> None:
     server.default = Step(status, {"code": status, "message": "nope", "data": None})
+    live = SPEC.model_copy(update={"retired": False})  # a retired model's 403 means "gone"
     with pytest.raises(error):
-        await apixo(server, session).submit(SPEC, REQUEST)
+        await apixo(server, session).submit(live, REQUEST)
     assert server.count("POST") == 1
 
 

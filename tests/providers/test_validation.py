@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.catalog import MODELS, Mode, Orientation, get_model
+from bot.catalog import MODELS, Orientation, Shape, get_model
 from bot.providers.base import GenerationRequest, SourceImage
 from bot.providers.errors import InvalidRequest
 from bot.providers.validation import validate_request
@@ -51,10 +51,10 @@ def test_duration_not_offered(duration: int) -> None:
 
 
 def test_mode_not_offered() -> None:
-    text_only = APIXO.model_copy(update={"modes": (Mode.TEXT,)})
+    text_only = APIXO.model_copy(update={"shapes": {Shape.TEXT: {}}})
     with pytest.raises(InvalidRequest, match="from an image"):
         validate_request(text_only, req(image=source_image()))
-    image_only = APIXO.model_copy(update={"modes": (Mode.IMAGE,)})
+    image_only = APIXO.model_copy(update={"shapes": {Shape.IMAGE: {}}})
     with pytest.raises(InvalidRequest, match="from a prompt alone"):
         validate_request(image_only, req())
 
