@@ -24,7 +24,7 @@ from bot.moderation.gate import RuleGate
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.status import StatusBoard
-from bot.store import Store
+from bot.store import Store, StoreUnavailable
 from bot.webhooks import WebhookServer
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,10 @@ class VideoBot(commands.Bot):
         from cogs import render
         from cogs.results import result_view
 
-        self.store = await Store.open(self.settings.database_path)
+        try:
+            self.store = await Store.open(self.settings)
+        except StoreUnavailable as exc:
+            raise StartupError(str(exc)) from None
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         self.webhook = WebhookServer(
             self.settings.webhook_host,

@@ -31,7 +31,7 @@ from bot.media.video import VideoInfo, VideoProblem, probe_mp4
 from bot.providers.base import SourceImage, TaskState, VideoProvider
 from bot.providers.errors import ProviderError, SubmitUncertain
 from bot.queueing import ProviderQueue
-from bot.store import Job, JobState, NewJob, QuotaSettings, Store
+from bot.store import GuildQuota, Job, JobState, NewJob, QuotaSettings, Store
 from bot.waiting import PollSchedule, wait_for_task
 from bot.webhooks import WebhookServer
 
@@ -118,7 +118,7 @@ class JobService:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     async def request(
-        self, new: NewJob, quota: QuotaSettings, image: SourceImage | None = None
+        self, new: NewJob, quota: QuotaSettings | GuildQuota, image: SourceImage | None = None
     ) -> Job:
         """Reserve the seconds (raises QuotaExceeded, writing nothing) and start the job."""
         job_id = uuid.uuid4().hex
@@ -151,7 +151,7 @@ class JobService:
         job = await self._store.job(job_id)
         if job is None or job.state in (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED):
             return job, False
-        refund = job.state in (JobState.REQUESTED, JobState.RESERVED)
+        refund = job.state is JobState.RESERVED
         if not refund and job.task_id:
             try:
                 status = await self._providers(job.provider).status(

@@ -16,7 +16,8 @@ from bot.quota import (
     check_reservation,
     job_cost,
 )
-from bot.store.base import StoreBase, _job, _marks, _now, _token_hash
+from bot.store.backend import LockSpace
+from bot.store.base import GuildQuota, StoreBase, _job, _marks, _now, _token_hash
 from bot.store.models import _ENDABLE, UNFINISHED, Charge, Job, JobState, NewJob
 
 
@@ -24,10 +25,14 @@ class JobsMixin(StoreBase):
     # -- jobs --
 
     async def reserve(
-        self, new: NewJob, quota: QuotaSettings, now: float | None = None, *,
+        self, new: NewJob, quota: QuotaSettings | GuildQuota, now: float | None = None, *,
         job_id: str | None = None, token: str | None = None,
     ) -> tuple[Job, str]:
         """Check the limits and record the job with its seconds reserved, atomically.
+
+        ``quota`` is either the limits to apply, or ``GuildQuota(default_seconds)``: the
+        guild's stored quota, read in this same transaction (so a moderator's change is
+        never half-seen), else the default.
 
         Returns the job and its callback token (returned only here; only its sha256 is
         kept). Raises QuotaExceeded, having written nothing, when a limit refuses.
@@ -39,6 +44,11 @@ class JobsMixin(StoreBase):
         job_id = uuid.uuid4().hex if job_id is None else job_id
         async with self._tx() as db:
             if new.guild_id is not None:
+                # Serialises this guild's reservations across processes (PostgreSQL);
+                # member caps count within the guild, so they are covered too.
+                await db.lock(LockSpace.QUOTA, new.guild_id)
+                if isinstance(quota, GuildQuota):
+                    quota = await self._quota_in(db, new.guild_id, quota.default_seconds)
                 window = await self._window(db, new.guild_id, quota, now)
                 member_used = None
                 if quota.member_seconds is not None and new.user_id is not None:
@@ -64,13 +74,14 @@ class JobsMixin(StoreBase):
                  str(new.orientation), new.image_path, new.seconds, new.price_per_second,
                  json.dumps(new.context), now, now),
             )
-            row = await self._one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+            assert row is not None
             await self._ledger(db, row, "reserve", new.seconds, now)
         return _job(row), token
 
     async def job(self, job_id: str) -> Job | None:
         async with self._tx(write=False) as db:
-            row = await self._one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return None if row is None else _job(row)
 
     async def job_by_token(self, token: str) -> Job | None:
@@ -78,7 +89,7 @@ class JobsMixin(StoreBase):
             return None
         digest = _token_hash(token)
         async with self._tx(write=False) as db:
-            row = await self._one(db, "SELECT * FROM jobs WHERE token_hash = ?", (digest,))
+            row = await db.one("SELECT * FROM jobs WHERE token_hash = ?", (digest,))
         if row is None or not hmac.compare_digest(str(row["token_hash"]), digest):
             return None
         return _job(row)
@@ -95,7 +106,7 @@ class JobsMixin(StoreBase):
             sql += f" AND state IN ({_marks(len(states))})"
             args += states
         async with self._tx() as db:
-            return await self._write(db, sql, args) == 1
+            return await db.execute(sql, args) == 1
 
     async def mark_submitting(self, job_id: str) -> bool:
         return await self._set(job_id, {"state": JobState.SUBMITTING}, [JobState.RESERVED])
@@ -104,13 +115,15 @@ class JobsMixin(StoreBase):
         """submitting -> submitted; True again (changing nothing) for the same task id."""
         now = time.time()
         async with self._tx() as db:
-            row = await self._one(db, "SELECT state, task_id FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one(
+                "SELECT state, task_id FROM jobs WHERE id = ?" + db.for_update, (job_id,)
+            )
             if row is None:
                 return False
             if row["state"] == JobState.SUBMITTED:
                 return bool(row["task_id"] == task_id)
-            return await self._write(
-                db, "UPDATE jobs SET state = 'submitted', task_id = ?, submitted_at = ?,"
+            return await db.execute(
+                "UPDATE jobs SET state = 'submitted', task_id = ?, submitted_at = ?,"
                 " updated_at = ? WHERE id = ? AND state = 'submitting'",
                 (task_id, now, now, job_id),
             ) == 1
@@ -141,7 +154,7 @@ class JobsMixin(StoreBase):
     ) -> bool:
         now = time.time()
         async with self._tx() as db:
-            row = await self._one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one("SELECT * FROM jobs WHERE id = ?" + db.for_update, (job_id,))
             if row is None or row["state"] not in from_states:
                 return False
             charge = row["charge"]
@@ -170,13 +183,10 @@ class JobsMixin(StoreBase):
     async def set_video_path(self, job_id: str, path: str | os.PathLike[str]) -> bool:
         return await self._set(job_id, {"video_path": os.fspath(path)})
 
-    async def set_error(self, job_id: str, code: str, message: str) -> bool:
-        return await self._set(job_id, {"error_code": code, "error_message": message})
-
     async def update_context(self, job_id: str, patch: dict[str, Any]) -> bool:
         """Merge ``patch`` into the job's context (top-level keys replaced)."""
         async with self._tx() as db:
-            row = await self._one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one("SELECT * FROM jobs WHERE id = ?" + db.for_update, (job_id,))
             if row is None:
                 return False
             context = {**_job(row).context, **patch}
@@ -189,8 +199,8 @@ class JobsMixin(StoreBase):
     async def unfinished_jobs(self) -> list[Job]:
         """Jobs to resume after a restart, oldest first."""
         async with self._tx(write=False) as db:
-            rows = await self._rows(
-                db, f"SELECT * FROM jobs WHERE state IN ({_marks(4)})"
+            rows = await db.rows(
+                f"SELECT * FROM jobs WHERE state IN ({_marks(4)})"
                 " ORDER BY created_at, rowid", UNFINISHED,
             )
         return [_job(r) for r in rows]
@@ -199,13 +209,16 @@ class JobsMixin(StoreBase):
         self, guild_id: int | None, user_id: int | None, limit: int = 10
     ) -> list[Job]:
         """A guild's (or one member's) latest jobs, newest first."""
-        sql, args = "SELECT * FROM jobs WHERE guild_id IS ?", [guild_id]
+        if guild_id is None:
+            sql, args = "SELECT * FROM jobs WHERE guild_id IS NULL", []
+        else:
+            sql, args = "SELECT * FROM jobs WHERE guild_id = ?", [guild_id]
         if user_id is not None:
             sql += " AND user_id = ?"
             args.append(user_id)
         async with self._tx(write=False) as db:
-            rows = await self._rows(db, sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                                    [*args, limit])
+            rows = await db.rows(sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                                 [*args, limit])
         return [_job(r) for r in rows]
 
     async def count_unfinished(self, provider: str | None = None) -> int:
@@ -215,4 +228,4 @@ class JobsMixin(StoreBase):
             sql += " AND provider = ?"
             args.append(provider)
         async with self._tx(write=False) as db:
-            return int(await self._scalar(db, sql, args))
+            return int(await db.scalar(sql, args))
