@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.quota import QuotaExceeded, QuotaSettings
-from bot.store import Charge, Job, JobState, NewJob, Store
+from bot.store import Charge, GuildQuota, Job, JobState, NewJob, Store
 
 NOW = datetime(2024, 3, 13, 12, 0, tzinfo=UTC).timestamp()  # a Wednesday, noon UTC
 DAY_END = datetime(2024, 3, 14, tzinfo=UTC).timestamp()
@@ -375,3 +375,21 @@ async def test_cancelled_callers_leave_no_open_transaction(store: Store) -> None
         assert await store.fail_job(job.id, "x", "y")
     ledger = sum(r.seconds for r in await store.ledger_rows())
     assert ledger == (await store.usage(GUILD, None, quota)).guild_used
+
+
+async def test_reserve_reads_the_guilds_quota_in_its_own_transaction(store: Store) -> None:
+    await store.reserve(new_job(seconds=4), GuildQuota(8), now=NOW)  # no row: the default
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.reserve(new_job(seconds=8), GuildQuota(8), now=NOW)
+    assert (refused.value.reason, refused.value.limit) == ("guild", 8)
+    await store.set_quota(GUILD, QuotaSettings(seconds=12, member_seconds=8), 42, now=NOW)
+    await store.reserve(new_job(seconds=4), GuildQuota(8), now=NOW)  # the stored 12 s
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.reserve(new_job(user_id=11, seconds=8), GuildQuota(1000), now=NOW)
+    assert (refused.value.reason, refused.value.remaining, refused.value.limit) == (
+        "guild", 4, 12)
+    await store.set_quota(5, QuotaSettings(seconds=100, member_seconds=4), 42, now=NOW)
+    await store.reserve(new_job(guild_id=5, seconds=4), GuildQuota(1000), now=NOW)
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.reserve(new_job(guild_id=5, seconds=4), GuildQuota(1000), now=NOW)
+    assert (refused.value.reason, refused.value.limit) == ("member", 4)
