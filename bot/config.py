@@ -51,6 +51,23 @@ def _postgres_url(value: str) -> None:
         raise ValueError(f"has port 0; {example}")
 
 
+def url_password(url: str | None) -> str | None:
+    """The password in a URL, if any (so that logs can hide it)."""
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
+
+
+def postgres_url_problem(value: str) -> str | None:
+    """What is wrong with a postgresql:// URL, or None (never quoting it)."""
+    try:
+        _postgres_url(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",

@@ -1,0 +1,1 @@
+"""Command-line tools: generate, check, copy-db."""
