@@ -42,3 +42,8 @@ async def store(db_target: str | Path) -> AsyncIterator[Store]:
     opened = await Store.open(db_target)
     yield opened
     await opened.close()
+
+
+def pytest_report_header() -> str:
+    return ("job and bot tests on: "
+            + ("PostgreSQL (BOT_TEST_DATABASE=postgres)" if pgserver.on_postgres() else "SQLite"))

@@ -163,3 +163,24 @@ async def test_bot_stops_with_one_line_for_a_bad_database_url(
     assert len(errors) == 1 and errors[0].startswith("error: DATABASE_URL: "), output
     assert "Traceback" not in output and PASSWORD not in output
     assert not (tmp_path / "data" / "bot.sqlite3").exists()  # no silent fall-back
+
+
+async def test_check_logs_in_to_the_database(tmp_path: Path, pg_server: PgServer) -> None:
+    async def database_line(url: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "PROVIDER")}
+        env.update(DATABASE_URL=url, DATABASE_PATH=str(tmp_path / "bot.sqlite3"))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "check", cwd=PROJECT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+        text = (out + err).decode()
+        assert PASSWORD not in text and "Traceback" not in text
+        (line,) = [x.strip() for x in text.splitlines() if "database:" in x]
+        return line
+
+    good = await database_line(pg_server.url())
+    assert good.startswith("ok  database: PostgreSQL 18"), good
+    bad = await database_line(pg_server.url(password="x" + PASSWORD))
+    assert bad == (f"PROBLEM  database: DATABASE_URL: the PostgreSQL server at 127.0.0.1:"
+                   f"{pg_server.port}/postgres refused the user's password")
+    assert not (tmp_path / "bot.sqlite3").exists()

@@ -161,3 +161,17 @@ class PostgresBackend:
                     log.info("applied database migration %s", name)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+async def probe(url: str) -> tuple[bool, str]:
+    """Log in once (no migrations, nothing written): (ok, one line for an operator)."""
+    try:
+        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+            ValueError) as exc:
+        return False, describe_connect_error(exc, url)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    return True, f"PostgreSQL {version} at {where(url)}"

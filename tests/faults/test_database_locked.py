@@ -18,8 +18,12 @@ from tests.faults.support import (
     take_write_lock,
     videos,
 )
+from tests.pgserver import on_postgres
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(on_postgres(), reason="holds the SQLite file's write lock"),
+]
 
 
 async def test_database_locked_for_eight_seconds(tmp_path: Path) -> None:
