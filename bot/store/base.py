@@ -160,6 +160,23 @@ class StoreBase:
         return int(await tx.scalar(sql, args))
 
     @staticmethod
+    async def _used_by(
+        tx: Tx, guild_id: int, window: tuple[float, float], user_id: int | None,
+    ) -> tuple[int, int | None]:
+        """(the guild's seconds used, the member's or None) in one query."""
+        if user_id is None:
+            return await StoreBase._used(tx, guild_id, window), None
+        row = await tx.one(
+            "SELECT COALESCE(SUM(seconds), 0) AS guild,"
+            " COALESCE(SUM(CASE WHEN user_id = ? THEN seconds ELSE 0 END), 0) AS member"
+            " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
+            " AND charge IN ('reserved', 'committed')",
+            (user_id, guild_id, *window),
+        )
+        assert row is not None
+        return int(row["guild"]), int(row["member"])
+
+    @staticmethod
     async def _in_progress(tx: Tx, guild_id: int) -> int:
         return int(await tx.scalar(
             f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN ({_marks(4)})",

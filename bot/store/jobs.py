@@ -50,12 +50,11 @@ class JobsMixin(StoreBase):
                 if isinstance(quota, GuildQuota):
                     quota = await self._quota_in(db, new.guild_id, quota.default_seconds)
                 window = await self._window(db, new.guild_id, quota, now)
-                member_used = None
-                if quota.member_seconds is not None and new.user_id is not None:
-                    member_used = await self._used(db, new.guild_id, window, new.user_id)
+                member = new.user_id if quota.member_seconds is not None else None
+                guild_used, member_used = await self._used_by(db, new.guild_id, window, member)
                 refusal = check_reservation(
                     quota, new.seconds,
-                    guild_used=await self._used(db, new.guild_id, window),
+                    guild_used=guild_used,
                     member_used=member_used,
                     in_progress=await self._in_progress(db, new.guild_id)
                     if quota.concurrent is not None else 0,
@@ -63,18 +62,17 @@ class JobsMixin(StoreBase):
                 )
                 if refusal is not None:
                     raise refusal
-            await db.execute(
+            row = await db.one(
                 "INSERT INTO jobs (id, token_hash, guild_id, channel_id, user_id, provider, model,"
                 " mode, prompt, duration, orientation, image_path, state, charge, seconds,"
                 " price_per_second, context, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', 'reserved',"
-                " ?, ?, ?, ?, ?)",
+                " ?, ?, ?, ?, ?) RETURNING *",
                 (job_id, _token_hash(token), new.guild_id, new.channel_id, new.user_id,
                  str(new.provider), str(new.model), str(new.mode), new.prompt, new.duration,
                  str(new.orientation), new.image_path, new.seconds, new.price_per_second,
                  json.dumps(new.context), now, now),
             )
-            row = await db.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
             assert row is not None
             await self._ledger(db, row, "reserve", new.seconds, now)
         return _job(row), token
