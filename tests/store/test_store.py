@@ -17,7 +17,7 @@ from bot.store import Charge, GuildQuota, Job, JobState, NewJob, Store
 NOW = datetime(2024, 3, 13, 12, 0, tzinfo=UTC).timestamp()  # a Wednesday, noon UTC
 DAY_END = datetime(2024, 3, 14, tzinfo=UTC).timestamp()
 GUILD = 1001
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def new_job(**changes: Any) -> NewJob:

@@ -17,7 +17,7 @@ from bot.store import GuildQuota, Store, StoreUnavailable, migrations
 from tests.bot.test_process import bot_env
 from tests.fakes.fake_discord import FakeDiscord
 from tests.pgserver import PASSWORD, PgServer
-from tests.test_store import GUILD, PROJECT, new_job, table_count
+from tests.store.test_store import GUILD, PROJECT, new_job, table_count
 
 
 async def test_processes_starting_together_apply_each_migration_once(

@@ -14,7 +14,7 @@ import pytest
 
 from bot.quota import QuotaExceeded, QuotaSettings
 from bot.store import Job, Store
-from tests.test_store import GUILD, PROJECT, new_job, table_count
+from tests.store.test_store import GUILD, PROJECT, new_job, table_count
 
 
 async def test_race_200_reservations_exact_budget(store: Store) -> None:

@@ -16,7 +16,7 @@ import bot.store.migrate as migrate_module
 from bot.quota import QuotaSettings
 from bot.store import Store, migrations, split_sql
 from bot.store.sqlite import BUSY_TIMEOUT_MS, SQLiteBackend
-from tests.test_store import GUILD, NOW, new_job
+from tests.store.test_store import GUILD, NOW, new_job
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from bot.moderation.policy import GuildPolicy
 from bot.quota import QuotaSettings
 from bot.store import Store
 from tests.pgserver import PASSWORD, PgServer
-from tests.test_store import GUILD, NOW, PROJECT, new_job, table_count
+from tests.store.test_store import GUILD, NOW, PROJECT, new_job, table_count
 
 QUOTA = QuotaSettings(seconds=1000, period="week", member_seconds=200, concurrent=20)
 
