@@ -7,10 +7,12 @@ ways and see a wrong password refused. ``fresh_url()`` makes an empty database p
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -87,6 +89,10 @@ def start_server() -> PgServer:
         utils.ensure_user_exists(run_as)
         utils.ensure_prefix_permissions(root)
         utils.ensure_prefix_permissions(_commands.POSTGRES_BIN_PATH)
+        readable = stat.S_IRGRP | stat.S_IROTH
+        utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH,
+                                        readable | stat.S_IXGRP | stat.S_IXOTH)
+        utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH.parent / "lib", readable)
         shutil.chown(root, run_as, run_as)
     data, sock = root / "data", root / "sock"
     pwfile = root / "pw"
@@ -118,6 +124,7 @@ def server() -> PgServer:
     global _SERVER
     if _SERVER is None:
         _SERVER = start_server()
+        atexit.register(stop_server)  # also when the session ends abruptly
     return _SERVER
 
 
