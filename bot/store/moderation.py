@@ -139,6 +139,7 @@ class ModerationMixin(StoreBase):
     ) -> BlockEntry | None:
         """Remove the oldest entry typed as ``value`` or stored as one of ``keys``."""
         async with self._tx() as db:
+            await db.lock(LockSpace.GUILD_SETTINGS, guild_id)
             row = await db.one(
                 f"SELECT * FROM blocklist WHERE guild_id = ? AND (value = ?"
                 f" OR key IN ({_marks(len(keys)) or 'NULL'})) ORDER BY value != ?, id LIMIT 1",
@@ -157,6 +158,7 @@ class ModerationMixin(StoreBase):
     ) -> bool:
         """Block a member; False (the reason updated) if they were already blocked."""
         async with self._tx() as db:
+            await db.lock(LockSpace.GUILD_SETTINGS, guild_id)
             existed = await db.one(
                 "SELECT 1 AS x FROM blocked_members WHERE guild_id = ? AND user_id = ?",
                 (guild_id, user_id),
