@@ -1,7 +1,8 @@
 """Quota reservations under a race: throughput and overspend.
 
 1000 requests race for one guild's budget through the bot's own store (``Store.reserve``:
-the quota check and the job insert in one ``BEGIN IMMEDIATE`` transaction), first all
+the quota check and the job insert all-or-nothing; on SQLite the reservations waiting at
+one moment share one ``BEGIN IMMEDIATE`` transaction, a savepoint each), first all
 at once from one process, then split between two processes on the same database file.
 The guild's budget admits 250 four-second jobs and each member's cap 25; half the requests
 come from one member, so both limits are reached and most requests are refused. Overspend

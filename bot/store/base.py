@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from bot.quota import QuotaSettings, usage_window
+from bot.store import steps
 from bot.store.backend import Backend, Row, Tx
 from bot.store.models import UNFINISHED, Job
+from bot.store.steps import Steps
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.store.batch import ReservationBatch
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -69,6 +72,7 @@ class StoreBase:
     def __init__(self, backend: Backend, path: Path | None = None) -> None:
         self.backend = backend
         self.path = path  # the SQLite file; None on PostgreSQL
+        self._batch: ReservationBatch | None = None
         self._closed = False
 
     @property
@@ -103,11 +107,19 @@ class StoreBase:
         except BaseException:
             await backend.close()
             raise
-        return cls(backend, path)
+        store = cls(backend, path)
+        if path is not None:
+            from bot.store.batch import ReservationBatch
+            from bot.store.sqlite import BUSY_TIMEOUT_MS
+
+            store._batch = ReservationBatch(path, BUSY_TIMEOUT_MS)
+        return store
 
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._batch is not None:
+                await self._batch.close()
             await self.backend.close()
 
     @asynccontextmanager
@@ -120,30 +132,19 @@ class StoreBase:
         tx: Tx, job: Mapping[str, Any], kind: str, seconds: int, now: float,
         cost: float | None = None, note: str | None = None,
     ) -> None:
-        await tx.execute(
-            "INSERT INTO ledger (job_id, guild_id, user_id, kind, seconds, cost, created_at, note)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (job["id"], job["guild_id"], job["user_id"], kind, seconds, cost, now, note),
-        )
+        await steps.run(tx, ledger_steps(job, kind, seconds, now, cost, note))
 
     # -- quota bookkeeping (callers hold a transaction) --
 
     @staticmethod
     async def _quota_in(tx: Tx, guild_id: int, default_seconds: int) -> QuotaSettings:
-        return _quota(await tx.one("SELECT * FROM guild_quota WHERE guild_id = ?", (guild_id,)),
-                      default_seconds)
+        return await steps.run(tx, quota_steps(guild_id, default_seconds))
 
     @staticmethod
     async def _window(
         tx: Tx, guild_id: int, quota: QuotaSettings, now: float
     ) -> tuple[float, float]:
-        reset_at = await tx.scalar(
-            "SELECT MAX(t) FROM (SELECT reset_at AS t FROM guild_quota WHERE guild_id = ?"
-            " AND reset_at <= ? UNION ALL SELECT MAX(created_at) FROM ledger"
-            " WHERE guild_id = ? AND kind = 'reset' AND created_at <= ?) AS resets",
-            (guild_id, now, guild_id, now),
-        )
-        return usage_window(quota.period, now, reset_at)
+        return await steps.run(tx, window_steps(guild_id, quota, now))
 
     @staticmethod
     async def _used(
@@ -160,25 +161,57 @@ class StoreBase:
         return int(await tx.scalar(sql, args))
 
     @staticmethod
-    async def _used_by(
-        tx: Tx, guild_id: int, window: tuple[float, float], user_id: int | None,
-    ) -> tuple[int, int | None]:
-        """(the guild's seconds used, the member's or None) in one query."""
-        if user_id is None:
-            return await StoreBase._used(tx, guild_id, window), None
-        row = await tx.one(
-            "SELECT COALESCE(SUM(seconds), 0) AS guild,"
-            " COALESCE(SUM(CASE WHEN user_id = ? THEN seconds ELSE 0 END), 0) AS member"
-            " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
-            " AND charge IN ('reserved', 'committed')",
-            (user_id, guild_id, *window),
-        )
-        assert row is not None
-        return int(row["guild"]), int(row["member"])
-
-    @staticmethod
     async def _in_progress(tx: Tx, guild_id: int) -> int:
-        return int(await tx.scalar(
-            f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN ({_marks(4)})",
-            (guild_id, *UNFINISHED),
-        ))
+        return await steps.run(tx, in_progress_steps(guild_id))
+
+
+# -- the steps a reservation shares with the reports (see bot/store/steps.py) --
+
+
+def ledger_steps(
+    job: Mapping[str, Any], kind: str, seconds: int, now: float,
+    cost: float | None = None, note: str | None = None,
+) -> Steps[None]:
+    yield steps.execute(
+        "INSERT INTO ledger (job_id, guild_id, user_id, kind, seconds, cost, created_at, note)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (job["id"], job["guild_id"], job["user_id"], kind, seconds, cost, now, note),
+    )
+
+
+def quota_steps(guild_id: int, default_seconds: int) -> Steps[QuotaSettings]:
+    row = yield steps.one("SELECT * FROM guild_quota WHERE guild_id = ?", (guild_id,))
+    return _quota(row, default_seconds)
+
+
+def window_steps(guild_id: int, quota: QuotaSettings, now: float) -> Steps[tuple[float, float]]:
+    reset_at = yield steps.scalar(
+        "SELECT MAX(t) FROM (SELECT reset_at AS t FROM guild_quota WHERE guild_id = ?"
+        " AND reset_at <= ? UNION ALL SELECT MAX(created_at) FROM ledger"
+        " WHERE guild_id = ? AND kind = 'reset' AND created_at <= ?) AS resets",
+        (guild_id, now, guild_id, now),
+    )
+    return usage_window(quota.period, now, reset_at)
+
+
+def used_steps(
+    guild_id: int, window: tuple[float, float], user_id: int | None,
+) -> Steps[tuple[int, int | None]]:
+    """(the guild's seconds used, the member's or None when ``user_id`` is None)."""
+    row = yield steps.one(
+        "SELECT COALESCE(SUM(seconds), 0) AS guild,"
+        " COALESCE(SUM(CASE WHEN user_id = ? THEN seconds ELSE 0 END), 0) AS member"
+        " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
+        " AND charge IN ('reserved', 'committed')",
+        (user_id, guild_id, *window),
+    )
+    assert row is not None
+    return int(row["guild"]), None if user_id is None else int(row["member"])
+
+
+def in_progress_steps(guild_id: int) -> Steps[int]:
+    count = yield steps.scalar(
+        f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN ({_marks(4)})",
+        (guild_id, *UNFINISHED),
+    )
+    return int(count)

@@ -16,9 +16,23 @@ from bot.quota import (
     check_reservation,
     job_cost,
 )
-from bot.store.backend import LockSpace
-from bot.store.base import GuildQuota, StoreBase, _job, _marks, _now, _token_hash
+from bot.store import steps
+from bot.store.backend import LockSpace, Row
+from bot.store.base import (
+    GuildQuota,
+    StoreBase,
+    _job,
+    _marks,
+    _now,
+    _token_hash,
+    in_progress_steps,
+    ledger_steps,
+    quota_steps,
+    used_steps,
+    window_steps,
+)
 from bot.store.models import _ENDABLE, UNFINISHED, Charge, Job, JobState, NewJob
+from bot.store.steps import Steps
 
 
 class JobsMixin(StoreBase):
@@ -42,39 +56,12 @@ class JobsMixin(StoreBase):
         now = _now(now)
         token = secrets.token_urlsafe(24) if token is None else token
         job_id = uuid.uuid4().hex if job_id is None else job_id
-        async with self._tx() as db:
-            if new.guild_id is not None:
-                # Serialises this guild's reservations across processes (PostgreSQL);
-                # member caps count within the guild, so they are covered too.
-                await db.lock(LockSpace.QUOTA, new.guild_id)
-                if isinstance(quota, GuildQuota):
-                    quota = await self._quota_in(db, new.guild_id, quota.default_seconds)
-                window = await self._window(db, new.guild_id, quota, now)
-                member = new.user_id if quota.member_seconds is not None else None
-                guild_used, member_used = await self._used_by(db, new.guild_id, window, member)
-                refusal = check_reservation(
-                    quota, new.seconds,
-                    guild_used=guild_used,
-                    member_used=member_used,
-                    in_progress=await self._in_progress(db, new.guild_id)
-                    if quota.concurrent is not None else 0,
-                    resets_at=window[1],
-                )
-                if refusal is not None:
-                    raise refusal
-            row = await db.one(
-                "INSERT INTO jobs (id, token_hash, guild_id, channel_id, user_id, provider, model,"
-                " mode, prompt, duration, orientation, image_path, state, charge, seconds,"
-                " price_per_second, context, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', 'reserved',"
-                " ?, ?, ?, ?, ?) RETURNING *",
-                (job_id, _token_hash(token), new.guild_id, new.channel_id, new.user_id,
-                 str(new.provider), str(new.model), str(new.mode), new.prompt, new.duration,
-                 str(new.orientation), new.image_path, new.seconds, new.price_per_second,
-                 json.dumps(new.context), now, now),
-            )
-            assert row is not None
-            await self._ledger(db, row, "reserve", new.seconds, now)
+        plan = reserve_steps(new, quota, now, job_id, _token_hash(token))
+        if self._batch is not None:  # grouped with the others waiting at this moment
+            row = await self._batch.submit(plan)
+        else:
+            async with self._tx() as db:
+                row = await steps.run(db, plan)
         return _job(row), token
 
     async def job(self, job_id: str) -> Job | None:
@@ -227,3 +214,43 @@ class JobsMixin(StoreBase):
             args.append(provider)
         async with self._tx(write=False) as db:
             return int(await db.scalar(sql, args))
+
+
+def reserve_steps(
+    new: NewJob, quota: QuotaSettings | GuildQuota, now: float, job_id: str, token_hash: str,
+) -> Steps[Row]:
+    """The reservation: check the limits, insert the job and its ledger row; raises
+    QuotaExceeded (the caller rolls back) when a limit refuses."""
+    if new.guild_id is not None:
+        # Serialises this guild's reservations across processes (PostgreSQL); member
+        # caps count within the guild, so they are covered too.
+        yield steps.lock(LockSpace.QUOTA, new.guild_id)
+        if isinstance(quota, GuildQuota):
+            quota = yield from quota_steps(new.guild_id, quota.default_seconds)
+        window = yield from window_steps(new.guild_id, quota, now)
+        member = new.user_id if quota.member_seconds is not None else None
+        guild_used, member_used = yield from used_steps(new.guild_id, window, member)
+        in_progress = 0
+        if quota.concurrent is not None:
+            in_progress = yield from in_progress_steps(new.guild_id)
+        refusal = check_reservation(
+            quota, new.seconds, guild_used=guild_used, member_used=member_used,
+            in_progress=in_progress, resets_at=window[1],
+        )
+        if refusal is not None:
+            raise refusal
+    row = yield steps.one(
+        "INSERT INTO jobs (id, token_hash, guild_id, channel_id, user_id, provider, model,"
+        " mode, prompt, duration, orientation, image_path, state, charge, seconds,"
+        " price_per_second, context, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', 'reserved',"
+        " ?, ?, ?, ?, ?) RETURNING *",
+        (job_id, token_hash, new.guild_id, new.channel_id, new.user_id,
+         str(new.provider), str(new.model), str(new.mode), new.prompt, new.duration,
+         str(new.orientation), new.image_path, new.seconds, new.price_per_second,
+         json.dumps(new.context), now, now),
+    )
+    assert row is not None
+    yield from ledger_steps(row, "reserve", new.seconds, now)
+    result: Row = row
+    return result

@@ -139,3 +139,20 @@ async def test_race_concurrent_limit(store: Store) -> None:
     assert sum(isinstance(r, tuple) for r in results) == 3
     assert {r.reason for r in results if isinstance(r, QuotaExceeded)} == {"concurrent"}
     assert await store.count_unfinished() == 3
+
+
+async def test_a_failing_reservation_fails_alone(store: Store) -> None:
+    """Reservations run together (one transaction on SQLite): one that breaks a
+    constraint fails by itself, the others are kept."""
+    quota = QuotaSettings(seconds=1000)
+    results = await asyncio.gather(
+        *(store.reserve(new_job(user_id=i), quota, job_id="same" if i < 2 else None)
+          for i in range(6)),
+        return_exceptions=True,
+    )
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and not isinstance(failed[0], QuotaExceeded), results
+    kept = [r[0] for r in results if isinstance(r, tuple)]
+    assert len(kept) == 5 and sum(j.id == "same" for j in kept) == 1
+    assert sum(r.seconds for r in await store.ledger_rows()) == 20
+    assert await table_count(store, "jobs") == 5

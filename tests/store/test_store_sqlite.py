@@ -127,3 +127,30 @@ async def test_cancelled_callers_leave_no_open_transaction(store: Store) -> None
     ledger = sum(r.seconds for r in await store.ledger_rows())
     assert ledger == (await store.usage(GUILD, None, quota)).guild_used
     assert not connection(store).in_transaction
+
+
+async def test_callers_cancelled_while_their_batch_runs_leave_nothing(store: Store,
+                                                                      tmp_path: Path) -> None:
+    """The batch waits for another process's write lock; its callers give up; when the
+    lock goes, the batch commits and their reservations are withdrawn again."""
+    batch = store._batch
+    assert batch is not None
+    other = sqlite3.connect(tmp_path / "data" / "bot.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        tasks = [asyncio.create_task(store.reserve(new_job(), QuotaSettings(seconds=100)))
+                 for _ in range(5)]
+        for _ in range(200):  # the drainer has taken them all into the blocked batch
+            await asyncio.sleep(0.01)
+            if not batch._queue:
+                break
+        assert not batch._queue
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        other.rollback()
+        other.close()
+    job, _ = await store.reserve(new_job(), QuotaSettings(seconds=100))  # after the batch
+    assert [j.id for j in await store.jobs_for(GUILD, None)] == [job.id]
+    assert [(r.job_id, r.seconds) for r in await store.ledger_rows()] == [(job.id, 4)]
