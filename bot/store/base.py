@@ -25,7 +25,7 @@ from bot.store.steps import Steps
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.store.batch import ReservationBatch
+    from bot.store.batch import ReservationBatch, SQLiteBatchRunner
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -72,7 +72,9 @@ class StoreBase:
     def __init__(self, backend: Backend, path: Path | None = None) -> None:
         self.backend = backend
         self.path = path  # the SQLite file; None on PostgreSQL
+        # Reservations waiting at one moment share one transaction (bot/store/batch.py).
         self._batch: ReservationBatch | None = None
+        self._sqlite_runner: SQLiteBatchRunner | None = None
         self._closed = False
 
     @property
@@ -108,11 +110,15 @@ class StoreBase:
             await backend.close()
             raise
         store = cls(backend, path)
-        if path is not None:
-            from bot.store.batch import ReservationBatch
+        from bot.store.batch import ReservationBatch, SQLiteBatchRunner
+
+        if isinstance(backend, PostgresBackend):
+            store._batch = ReservationBatch(backend)
+        elif path is not None:
             from bot.store.sqlite import BUSY_TIMEOUT_MS
 
-            store._batch = ReservationBatch(path, BUSY_TIMEOUT_MS)
+            store._sqlite_runner = SQLiteBatchRunner(path, BUSY_TIMEOUT_MS)
+            store._batch = ReservationBatch(store._sqlite_runner)
         return store
 
     async def close(self) -> None:
@@ -120,6 +126,8 @@ class StoreBase:
             self._closed = True
             if self._batch is not None:
                 await self._batch.close()
+            if self._sqlite_runner is not None:
+                await self._sqlite_runner.close()
             await self.backend.close()
 
     @asynccontextmanager

@@ -1,11 +1,15 @@
-"""Reservations grouped into one SQLite transaction, run in the database's own thread.
+"""Reservations grouped into one transaction: every reservation waiting at one moment
+joins one transaction, each inside its own savepoint, so a refusal (or a failing
+statement) rolls back only its own writes.
 
-Every reservation waiting at one moment joins one ``BEGIN IMMEDIATE`` transaction; each
-runs inside its own savepoint, so a refusal (or a failing statement) rolls back only its
-own writes. The batch runs on a second connection to the file, in one worker thread, as
-plain synchronous calls: one thread hop per batch instead of one per statement. Its own
-task drains the queue, so a cancelled caller strands no one; a reservation whose caller
-was cancelled while its batch ran is deleted again afterwards (job and ledger rows).
+``ReservationBatch`` owns the queue: its own task drains it, so a cancelled caller
+strands no one, and a reservation whose caller was cancelled while its batch ran is
+withdrawn afterwards (job and ledger rows). A ``BatchRunner`` runs one batch: on SQLite
+(``SQLiteBatchRunner``) on a second connection to the file, in one worker thread, as
+plain synchronous calls (one thread hop per batch, not one per statement); on
+PostgreSQL (``PostgresBackend``) on one pooled connection. Batches take the guilds'
+locks in ascending order, so two processes' batches never wait for each other in a
+circle.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.store.backend import Row, plain_args
 from bot.store.steps import Query, Steps
@@ -23,7 +27,17 @@ from bot.store.steps import Query, Steps
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
-_Outcome = Row | Exception
+Outcome = Row | Exception
+
+
+class BatchRunner(Protocol):
+    async def run_batch(self, plans: list[Steps[Row]]) -> list[Outcome]:
+        """Run every plan in one transaction, each in its own savepoint."""
+        ...
+
+    async def withdraw(self, job_ids: list[str]) -> None:
+        """Delete these reservations (their jobs and ledger rows)."""
+        ...
 
 
 def run_sync(conn: sqlite3.Connection, plan: Steps[Row]) -> Row:
@@ -54,20 +68,21 @@ def _ask(conn: sqlite3.Connection, query: Query) -> Any:
         cursor.close()
 
 
+_Item = tuple[int, Steps[Row], "asyncio.Future[Row]"]
+
+
 class ReservationBatch:
-    def __init__(self, path: Path, busy_timeout_ms: int) -> None:
-        self._path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reservations")
-        self._conn: sqlite3.Connection | None = None
-        self._queue: list[tuple[Steps[Row], asyncio.Future[Row]]] = []
+    def __init__(self, runner: BatchRunner) -> None:
+        self._runner = runner
+        self._queue: list[_Item] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, plan: Steps[Row]) -> Row:
+    async def submit(self, plan: Steps[Row], order: int) -> Row:
+        """Run ``plan`` in the next batch; ``order`` (the guild id) sorts the batch."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Row] = loop.create_future()
-        self._queue.append((plan, future))
+        self._queue.append((order, plan, future))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain(), name="reservation batches")
         self._wake.set()
@@ -77,44 +92,49 @@ class ReservationBatch:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for _, future in self._queue:
+        for _, _, future in self._queue:
             future.cancel()
         self._queue.clear()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_conn)
-        self._executor.shutdown(wait=True)
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
                 taken, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                batch = [(plan, fut) for plan, fut in taken if not fut.cancelled()]
+                batch = sorted((i for i in taken if not i[2].cancelled()), key=lambda i: i[0])
                 if not batch:
                     continue
-                work = loop.run_in_executor(self._executor, self._run, [p for p, _ in batch])
+                work = asyncio.ensure_future(self._runner.run_batch([i[1] for i in batch]))
                 try:
                     outcomes = await asyncio.shield(work)
                 except asyncio.CancelledError:  # closing: let the batch finish, then stop
-                    outcomes = await work
-                    self._settle(batch, outcomes)
+                    try:
+                        self._settle(batch, await work)
+                    except Exception as exc:
+                        self._fail(batch, exc)
                     raise
                 except Exception as exc:  # the batch as a whole failed (nothing written)
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    self._fail(batch, exc)
                     continue
                 orphans = self._settle(batch, outcomes)
                 if orphans:
-                    await loop.run_in_executor(self._executor, self._delete, orphans)
+                    try:
+                        await self._runner.withdraw(orphans)
+                    except Exception:
+                        log.exception("could not withdraw %d reservation(s)", len(orphans))
 
     @staticmethod
-    def _settle(batch: list[tuple[Steps[Row], asyncio.Future[Row]]],
-                outcomes: list[_Outcome]) -> list[str]:
+    def _fail(batch: list[_Item], exc: Exception) -> None:
+        for _, _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    @staticmethod
+    def _settle(batch: list[_Item], outcomes: list[Outcome]) -> list[str]:
         """Hand each caller its outcome; returns the jobs whose caller has gone."""
         orphans: list[str] = []
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 if not isinstance(outcome, Exception):
                     orphans.append(str(outcome["id"]))
@@ -123,6 +143,27 @@ class ReservationBatch:
             else:
                 future.set_result(outcome)
         return orphans
+
+
+
+class SQLiteBatchRunner:
+    """Batches on a second connection to the SQLite file, in one worker thread."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reservations")
+        self._conn: sqlite3.Connection | None = None
+
+    async def run_batch(self, plans: list[Steps[Row]]) -> list[Outcome]:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, plans)
+
+    async def withdraw(self, job_ids: list[str]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._delete, job_ids)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_conn)
+        self._executor.shutdown(wait=True)
 
     # -- in the worker thread --
 
@@ -137,9 +178,9 @@ class ReservationBatch:
             self._conn = conn
         return self._conn
 
-    def _run(self, plans: list[Steps[Row]]) -> list[_Outcome]:
+    def _run(self, plans: list[Steps[Row]]) -> list[Outcome]:
         conn = self._connection()
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for plan in plans:

@@ -58,7 +58,7 @@ class JobsMixin(StoreBase):
         job_id = uuid.uuid4().hex if job_id is None else job_id
         plan = reserve_steps(new, quota, now, job_id, _token_hash(token))
         if self._batch is not None:  # grouped with the others waiting at this moment
-            row = await self._batch.submit(plan)
+            row = await self._batch.submit(plan, -1 if new.guild_id is None else new.guild_id)
         else:
             async with self._tx() as db:
                 row = await steps.run(db, plan)

@@ -22,8 +22,10 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from bot.store import migrate
+from bot.store import migrate, steps
 from bot.store.backend import Dialect, LockSpace, Row, StoreUnavailable, dollar_params, plain_args
+from bot.store.batch import Outcome
+from bot.store.steps import Steps
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,25 @@ class PostgresBackend:
                 tx = conn.transaction(isolation="repeatable_read", readonly=True)
             async with tx:
                 yield PostgresTx(conn)
+
+    async def run_batch(self, plans: list[Steps[Row]]) -> list[Outcome]:
+        """Every plan in one transaction, each in a savepoint (see bot/store/batch.py)."""
+        outcomes: list[Outcome] = []
+        async with self.pool.acquire() as conn, conn.transaction(isolation="read_committed"):
+            tx = PostgresTx(conn)
+            for plan in plans:
+                try:
+                    async with conn.transaction():  # nested: a savepoint
+                        outcomes.append(await steps.run(tx, plan))
+                except Exception as exc:  # a refusal or a failing statement: this one only
+                    outcomes.append(exc)
+        return outcomes
+
+    async def withdraw(self, job_ids: list[str]) -> None:
+        async with self.transaction() as tx:
+            for job_id in job_ids:
+                await tx.execute("DELETE FROM ledger WHERE job_id = ?", (job_id,))
+                await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     async def migrate(self) -> None:
         async with self.pool.acquire() as conn:

@@ -184,3 +184,40 @@ async def test_check_logs_in_to_the_database(tmp_path: Path, pg_server: PgServer
     assert bad == (f"PROBLEM  database: DATABASE_URL: the PostgreSQL server at 127.0.0.1:"
                    f"{pg_server.port}/postgres refused the user's password")
     assert not (tmp_path / "bot.sqlite3").exists()
+
+
+async def test_callers_cancelled_while_their_batch_waits_leave_nothing(
+    pg_server: PgServer,
+) -> None:
+    """Another process holds the guild's reservation lock; the batch waits for it; its
+    callers give up; when the lock goes, their reservations are withdrawn again."""
+    import asyncpg
+
+    from bot.store.backend import LockSpace
+    from bot.store.postgres import _fold
+
+    url = pg_server.fresh_url()
+    store = await Store.open(url)
+    other = await asyncpg.connect(url)
+    try:
+        await other.execute("SELECT pg_advisory_lock($1, $2)", int(LockSpace.QUOTA),
+                            _fold(GUILD))
+        tasks = [asyncio.create_task(store.reserve(new_job(), QuotaSettings(seconds=100)))
+                 for _ in range(5)]
+        for _ in range(300):  # wait until the batch is blocked on the lock
+            await asyncio.sleep(0.01)
+            waiting = await other.fetchval(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            if waiting:
+                break
+        assert waiting
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await other.execute("SELECT pg_advisory_unlock_all()")
+        job, _ = await store.reserve(new_job(), QuotaSettings(seconds=100))
+        assert [j.id for j in await store.jobs_for(GUILD, None)] == [job.id]
+        assert [(r.job_id, r.seconds) for r in await store.ledger_rows()] == [(job.id, 4)]
+    finally:
+        await other.close()
+        await store.close()
