@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot`` [run | generate ... | check]."""
+"""Command line: ``python -m bot`` [run | generate ... | check | copy-db --to URL]."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bot.config import SettingsError, load_settings
+from pydantic import SecretStr
+
+from bot.config import SettingsError, load_settings, url_password
 from bot.logs import setup_logging
 
 
@@ -27,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, help="a seed, for models that take one")
     gen.add_argument("--out", type=Path, required=True, help="where to write the MP4")
     sub.add_parser("check", help="check the settings and each configured provider key")
+    copy = sub.add_parser("copy-db", help="copy the SQLite database into empty PostgreSQL")
+    copy.add_argument("--to", required=True, metavar="postgresql://...",
+                      help="the empty PostgreSQL database to fill")
     return parser
 
 
@@ -48,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if settings.discord_token is not None:
         secrets.append(settings.discord_token.get_secret_value())
+    for url in (settings.database_url, getattr(args, "to", None)):  # database passwords
+        password = url_password(url.get_secret_value() if isinstance(url, SecretStr) else url)
+        if password:
+            secrets.append(password)
+    if command == "copy-db":
+        from bot.cli.copy_db import copy_db
+
+        setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, secrets)
+        return copy_db(settings, args.to)
     if command == "generate":
         from bot.cli.generate import GenerateArgs, generate
 

@@ -27,7 +27,7 @@ from bot.posting.status import StatusBoard
 from bot.posting.views import ResultActions, result_view
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
-from bot.store import Store
+from bot.store import Store, StoreUnavailable
 from bot.web.server import WebhookServer
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,10 @@ class VideoBot(commands.AutoShardedBot):
         notice = retired_notice(self.settings.provider, self.settings.model)
         if notice is not None:
             log.warning("%s", notice)
-        self.store = await Store.open(self.settings.database_path)
+        try:
+            self.store = await Store.open(self.settings)
+        except StoreUnavailable as exc:
+            raise StartupError(str(exc)) from None
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         self.webhook = WebhookServer(
             self.settings.webhook_host,

@@ -36,6 +36,38 @@ def _http_url(value: str | None, *, name: str) -> str | None:
     return value.rstrip("/")
 
 
+def _postgres_url(value: str) -> None:
+    """Raise ValueError (never quoting the URL: it may hold a password) unless ``value``
+    is a libpq-style postgresql:// URL."""
+    example = "write it like postgresql://user:password@host:5432/dbname"
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"is not a valid URL; {example}") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"must be a postgresql:// URL; {example}")
+    if port == 0:
+        raise ValueError(f"has port 0; {example}")
+
+
+def url_password(url: str | None) -> str | None:
+    """The password in a URL, if any (so that logs can hide it)."""
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
+
+
+def postgres_url_problem(value: str) -> str | None:
+    """What is wrong with a postgresql:// URL, or None (never quoting it)."""
+    try:
+        _postgres_url(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -65,6 +97,7 @@ class Settings(BaseSettings):
     webhook_host: str = "0.0.0.0"
     webhook_port: int = Field(default=8080, ge=0, le=65535)
     database_path: Path = Path("data/bot.sqlite3")
+    database_url: SecretStr | None = None  # postgresql://...: PostgreSQL instead of SQLite
     poll_first_s: float | None = Field(default=None, gt=0)
     poll_interval_s: float | None = Field(default=None, gt=0)
     # Scale-out: the gateway shards this process runs (unset: Discord's recommended count,
@@ -94,6 +127,13 @@ class Settings(BaseSettings):
         if value is not None and value.startswith(("ws://", "wss://")):
             return value.rstrip("/")
         return _http_url(value, name="host")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _postgres_url(value.get_secret_value())
+        return value
 
     @field_validator("provider", "log_level", mode="before")
     @classmethod

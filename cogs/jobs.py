@@ -21,7 +21,7 @@ from cogs.moderation_render import STATE_WORDS, jobs_embed
 
 JOB_ID = re.compile(r"(?:job\s+)?`?([0-9a-f]{4,32})`?")
 FORGET_TTL_S = 15 * 60
-NOT_SENT = (JobState.REQUESTED, JobState.RESERVED)
+NOT_SENT = (JobState.RESERVED,)
 
 
 def cancel_text(before: Job, after: Job | None, refunded: bool) -> str:

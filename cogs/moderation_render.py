@@ -13,7 +13,6 @@ from bot.store import Job, JobState
 
 FIELD_MAX = 1024
 STATE_WORDS = {
-    JobState.REQUESTED: "⏳ waiting",
     JobState.RESERVED: "⏳ waiting in line",
     JobState.SUBMITTING: "📨 sending",
     JobState.SUBMITTED: "🎬 rendering",

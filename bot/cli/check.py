@@ -69,8 +69,14 @@ async def run_checks(settings: Settings, report: Report) -> bool:
         ok = ok and good
         report("ok" if good else "PROBLEM", f"{what}: {text}")
 
-    db = _database_problem(settings)
-    line(db is None, "database", db or f"{settings.database_path}")
+    if settings.database_url is not None:
+        from bot.store.postgres import probe
+
+        good, text = await probe(settings.database_url.get_secret_value())
+        line(good, "database", text)
+    else:
+        db = _database_problem(settings)
+        line(db is None, "database", db or f"{settings.database_path}")
     if settings.public_base_url is None:
         report("note", "PUBLIC_BASE_URL is not set: the bot will poll providers (no callbacks)")
     elif settings.public_base_url.startswith("http://"):

@@ -24,7 +24,7 @@ from bot.errors import Refusal as Refusal  # re-exported: the cogs catch it from
 from bot.jobs.service import JobService
 from bot.media.images import ImageProblem, check_rules, fit_image, image_orientation, inspect_image
 from bot.providers.base import SourceImage
-from bot.store import Job, NewJob, QuotaSettings, Store
+from bot.store import GuildQuota, Job, NewJob, QuotaSettings, Store
 
 # The largest attachment the bot reads at all; bigger images than a provider takes (but
 # under this) are re-encoded to fit.
@@ -184,9 +184,8 @@ async def start_job(
     end_image: SourceImage | None = None,
 ) -> Job:
     """Reserve the seconds and start the job. Raises QuotaExceeded (nothing written)."""
-    if guild_id is not None:
-        quota = await store.get_quota(guild_id, settings.default_quota_seconds)
-    else:  # a direct message: no guild budget applies
+    quota: QuotaSettings | GuildQuota = GuildQuota(settings.default_quota_seconds)
+    if guild_id is None:  # a direct message: no guild budget applies
         quota = QuotaSettings(seconds=0, period="day")
     new = NewJob(
         guild_id=guild_id,

@@ -68,7 +68,7 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         return not self._tasks
 
     async def request(
-        self, new: NewJob, quota: QuotaSettings, image: SourceImage | None = None,
+        self, new: NewJob, quota: QuotaSettings | GuildQuota, image: SourceImage | None = None,
         end_image: SourceImage | None = None,
     ) -> Job:
         """Reserve the seconds (raises QuotaExceeded, writing nothing) and start the job."""
@@ -108,7 +108,7 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         job = await self._store.job(job_id)
         if job is None or job.state in (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED):
             return job, False
-        refund = job.state in (JobState.REQUESTED, JobState.RESERVED)
+        refund = job.state is JobState.RESERVED
         if not refund and job.task_id:
             try:
                 status = await self._providers(job.provider).status(

@@ -1,41 +1,40 @@
-"""The database connection: transactions, migrations and small SQL helpers.
+"""The store's foundation: opening a backend, transactions and the shared quota helpers.
 
-
-One connection in autocommit mode; every transaction runs under one ``asyncio.Lock``
-(transactions on a shared connection must not interleave) and every write transaction
-starts with ``BEGIN IMMEDIATE``, so a second process on the same file waits for the
-write lock (``busy_timeout``) instead of racing. Quota checks and the job insert share
-one transaction, so concurrent reservations never overspend a budget.
+``Store.open`` picks the backend: a ``postgresql://`` URL (or settings with
+``DATABASE_URL``) opens PostgreSQL, anything else is the SQLite file's path. Quota checks
+and the job insert share one transaction under the guild's lock, so concurrent
+reservations never overspend a budget, on either backend.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import logging
-import re
-import sqlite3
+import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-import aiosqlite
-
-from bot.quota import (
-    QuotaSettings,
-    usage_window,
-)
+from bot.quota import QuotaSettings, usage_window
+from bot.store import steps
+from bot.store.backend import Backend, Row, Tx
 from bot.store.models import UNFINISHED, Job
+from bot.store.steps import Steps
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.store.batch import ReservationBatch, SQLiteBatchRunner
 
-# A write lock held by another process (a backup, a second bot) is waited out this long.
-BUSY_TIMEOUT_MS = 30_000
-_MIGRATION_NAME = re.compile(r"(\d+)_[\w.-]+\.sql")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+class GuildQuota(NamedTuple):
+    """The guild's stored quota, read inside the reservation's own transaction; until a
+    moderator sets one, ``default_seconds`` per day."""
+
+    default_seconds: int
 
 
 def _now(now: float | None) -> float:
@@ -46,7 +45,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: Mapping[str, Any]) -> Job:
     data = dict(row)
     try:
         context = json.loads(data["context"] or "{}")
@@ -60,142 +59,104 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-def split_sql(script: str) -> list[str]:
-    """Split a migration script into statements (semicolons in strings/triggers kept)."""
-    statements: list[str] = []
-    buf = ""
-    parts = script.split(";")
-    for part in parts[:-1]:
-        buf += part + ";"
-        if sqlite3.complete_statement(buf):
-            if buf.strip(" \t\r\n;"):
-                statements.append(buf.strip())
-            buf = ""
-    tail = re.sub(r"--[^\n]*", "", buf + parts[-1]).strip()
-    if tail:
-        raise ValueError(f"incomplete SQL statement at the end of a migration: {tail[:60]!r}")
-    return statements
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(number, file name, SQL) of every ``bot/migrations/NNNN_name.sql``, in order."""
-    found: dict[int, tuple[int, str, str]] = {}
-    for entry in (resources.files("bot") / "migrations").iterdir():
-        match = _MIGRATION_NAME.fullmatch(entry.name)
-        if not match:
-            continue
-        number = int(match[1])
-        if number in found:
-            raise RuntimeError(
-                f"two migrations numbered {number}: {found[number][1]}, {entry.name}"
-            )
-        found[number] = (number, entry.name, entry.read_text(encoding="utf-8"))
-    return [found[n] for n in sorted(found)]
+def _quota(row: Row | None, default_seconds: int) -> QuotaSettings:
+    if row is None:
+        return QuotaSettings(seconds=default_seconds, period="day")
+    return QuotaSettings(seconds=row["seconds"], period=row["period"],
+                         member_seconds=row["member_seconds"], concurrent=row["concurrent"])
 
 
 class StoreBase:
-    """The connection and what every part of the store shares."""
+    """The backend and what every part of the store shares."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
-        self._db = db
-        self.path = path
-        self._lock = asyncio.Lock()
+    def __init__(self, backend: Backend, path: Path | None = None) -> None:
+        self.backend = backend
+        self.path = path  # the SQLite file; None on PostgreSQL
+        # Reservations waiting at one moment share one transaction (bot/store/batch.py).
+        self._batch: ReservationBatch | None = None
+        self._sqlite_runner: SQLiteBatchRunner | None = None
         self._closed = False
 
+    @property
+    def dialect(self) -> str:
+        return self.backend.dialect
+
+    @property
+    def description(self) -> str:
+        """Where the data lives (no secrets)."""
+        return self.backend.description
+
     @classmethod
-    async def open(cls, path: Path) -> Self:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
+    async def open(cls, target: Settings | str | os.PathLike[str], **options: Any) -> Self:
+        """Open and migrate: ``Settings`` (DATABASE_URL, else DATABASE_PATH), a
+        ``postgresql://`` URL, or a SQLite file's path. Raises StoreUnavailable (one line,
+        no password) when a PostgreSQL server cannot be reached or refuses the login."""
+        from bot.store.postgres import PostgresBackend
+        from bot.store.sqlite import SQLiteBackend
+
+        if not isinstance(target, str | os.PathLike):
+            url = target.database_url
+            target = url.get_secret_value() if url is not None else target.database_path
+        backend: Backend
+        path: Path | None = None
+        if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
+            backend = await PostgresBackend.connect(target, **options)
+        else:
+            path = Path(target)
+            backend = await SQLiteBackend.connect(path)
         try:
-            db.row_factory = sqlite3.Row
-            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            store = cls(db, path)
-            await store._migrate()
+            await backend.migrate()
         except BaseException:
-            await db.close()
+            await backend.close()
             raise
+        store = cls(backend, path)
+        from bot.store.batch import ReservationBatch, SQLiteBatchRunner
+
+        if isinstance(backend, PostgresBackend):
+            store._batch = ReservationBatch(backend)
+        elif path is not None:
+            from bot.store.sqlite import BUSY_TIMEOUT_MS
+
+            store._sqlite_runner = SQLiteBatchRunner(path, BUSY_TIMEOUT_MS)
+            store._batch = ReservationBatch(store._sqlite_runner)
         return store
 
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._db.close()
+            if self._batch is not None:
+                await self._batch.close()
+            if self._sqlite_runner is not None:
+                await self._sqlite_runner.close()
+            await self.backend.close()
 
     @asynccontextmanager
-    async def _tx(self, write: bool = True) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            try:
-                # Inside the try: a caller cancelled while BEGIN is queued must still roll
-                # back, since aiosqlite runs the queued BEGIN anyway (then the ROLLBACK).
-                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield self._db
-            except BaseException:
-                await self._db.rollback()
-                raise
-            await self._db.commit()
-
-    async def _migrate(self) -> None:
-        for number, name, sql in migrations():
-            async with self._tx() as db:
-                version = await self._scalar(db, "PRAGMA user_version")
-                if version >= number:
-                    continue
-                for statement in split_sql(sql):
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {number:d}")
-            log.info("applied database migration %s", name)
-
-    @staticmethod
-    async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        return list(await db.execute_fetchall(sql, args))
-
-    @staticmethod
-    async def _one(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
-        async with db.execute(sql, args) as cursor:
-            return await cursor.fetchone()
-
-    @classmethod
-    async def _scalar(cls, db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
-        row = await cls._one(db, sql, args)
-        return None if row is None else row[0]
-
-    @staticmethod
-    async def _write(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> int:
-        async with db.execute(sql, args) as cursor:
-            return cursor.rowcount
+    async def _tx(self, write: bool = True) -> AsyncIterator[Tx]:
+        async with self.backend.transaction(write) as tx:
+            yield tx
 
     @staticmethod
     async def _ledger(
-        db: aiosqlite.Connection, job: Any, kind: str, seconds: int, now: float,
+        tx: Tx, job: Mapping[str, Any], kind: str, seconds: int, now: float,
         cost: float | None = None, note: str | None = None,
     ) -> None:
-        await db.execute(
-            "INSERT INTO ledger (job_id, guild_id, user_id, kind, seconds, cost, created_at, note)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (job["id"], job["guild_id"], job["user_id"], kind, seconds, cost, now, note),
-        )
+        await steps.run(tx, ledger_steps(job, kind, seconds, now, cost, note))
 
     # -- quota bookkeeping (callers hold a transaction) --
 
-    async def _window(
-        self, db: aiosqlite.Connection, guild_id: int, quota: QuotaSettings, now: float
-    ) -> tuple[float, float]:
-        reset_at = await self._scalar(
-            db,
-            "SELECT MAX(t) FROM (SELECT reset_at AS t FROM guild_quota WHERE guild_id = ?"
-            " AND reset_at <= ? UNION ALL SELECT MAX(created_at) FROM ledger"
-            " WHERE guild_id = ? AND kind = 'reset' AND created_at <= ?)",
-            (guild_id, now, guild_id, now),
-        )
-        return usage_window(quota.period, now, reset_at)
+    @staticmethod
+    async def _quota_in(tx: Tx, guild_id: int, default_seconds: int) -> QuotaSettings:
+        return await steps.run(tx, quota_steps(guild_id, default_seconds))
 
+    @staticmethod
+    async def _window(
+        tx: Tx, guild_id: int, quota: QuotaSettings, now: float
+    ) -> tuple[float, float]:
+        return await steps.run(tx, window_steps(guild_id, quota, now))
+
+    @staticmethod
     async def _used(
-        self, db: aiosqlite.Connection, guild_id: int, window: tuple[float, float],
-        user_id: int | None = None,
+        tx: Tx, guild_id: int, window: tuple[float, float], user_id: int | None = None,
     ) -> int:
         sql = (
             "SELECT COALESCE(SUM(seconds), 0) FROM jobs WHERE guild_id = ? AND created_at >= ?"
@@ -205,10 +166,60 @@ class StoreBase:
         if user_id is not None:
             sql += " AND user_id = ?"
             args.append(user_id)
-        return int(await self._scalar(db, sql, args))
+        return int(await tx.scalar(sql, args))
 
-    async def _in_progress(self, db: aiosqlite.Connection, guild_id: int) -> int:
-        return int(await self._scalar(
-            db, f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN ({_marks(4)})",
-            (guild_id, *UNFINISHED),
-        ))
+    @staticmethod
+    async def _in_progress(tx: Tx, guild_id: int) -> int:
+        return await steps.run(tx, in_progress_steps(guild_id))
+
+
+# -- the steps a reservation shares with the reports (see bot/store/steps.py) --
+
+
+def ledger_steps(
+    job: Mapping[str, Any], kind: str, seconds: int, now: float,
+    cost: float | None = None, note: str | None = None,
+) -> Steps[None]:
+    yield steps.execute(
+        "INSERT INTO ledger (job_id, guild_id, user_id, kind, seconds, cost, created_at, note)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (job["id"], job["guild_id"], job["user_id"], kind, seconds, cost, now, note),
+    )
+
+
+def quota_steps(guild_id: int, default_seconds: int) -> Steps[QuotaSettings]:
+    row = yield steps.one("SELECT * FROM guild_quota WHERE guild_id = ?", (guild_id,))
+    return _quota(row, default_seconds)
+
+
+def window_steps(guild_id: int, quota: QuotaSettings, now: float) -> Steps[tuple[float, float]]:
+    reset_at = yield steps.scalar(
+        "SELECT MAX(t) FROM (SELECT reset_at AS t FROM guild_quota WHERE guild_id = ?"
+        " AND reset_at <= ? UNION ALL SELECT MAX(created_at) FROM ledger"
+        " WHERE guild_id = ? AND kind = 'reset' AND created_at <= ?) AS resets",
+        (guild_id, now, guild_id, now),
+    )
+    return usage_window(quota.period, now, reset_at)
+
+
+def used_steps(
+    guild_id: int, window: tuple[float, float], user_id: int | None,
+) -> Steps[tuple[int, int | None]]:
+    """(the guild's seconds used, the member's or None when ``user_id`` is None)."""
+    row = yield steps.one(
+        "SELECT COALESCE(SUM(seconds), 0) AS guild,"
+        " COALESCE(SUM(CASE WHEN user_id = ? THEN seconds ELSE 0 END), 0) AS member"
+        " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
+        " AND charge IN ('reserved', 'committed')",
+        (user_id, guild_id, *window),
+    )
+    assert row is not None
+    return int(row["guild"]), None if user_id is None else int(row["member"])
+
+
+def in_progress_steps(guild_id: int) -> Steps[int]:
+    count = yield steps.scalar(
+        f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN ({_marks(4)})",
+        (guild_id, *UNFINISHED),
+    )
+    return int(count)

@@ -16,18 +16,37 @@ from bot.quota import (
     check_reservation,
     job_cost,
 )
-from bot.store.base import StoreBase, _job, _marks, _now, _token_hash
+from bot.store import steps
+from bot.store.backend import LockSpace, Row
+from bot.store.base import (
+    GuildQuota,
+    StoreBase,
+    _job,
+    _marks,
+    _now,
+    _token_hash,
+    in_progress_steps,
+    ledger_steps,
+    quota_steps,
+    used_steps,
+    window_steps,
+)
 from bot.store.models import _ENDABLE, UNFINISHED, Charge, Job, JobState, NewJob
+from bot.store.steps import Steps
 
 
 class JobsMixin(StoreBase):
     # -- jobs --
 
     async def reserve(
-        self, new: NewJob, quota: QuotaSettings, now: float | None = None, *,
+        self, new: NewJob, quota: QuotaSettings | GuildQuota, now: float | None = None, *,
         job_id: str | None = None, token: str | None = None,
     ) -> tuple[Job, str]:
         """Check the limits and record the job with its seconds reserved, atomically.
+
+        ``quota`` is either the limits to apply, or ``GuildQuota(default_seconds)``: the
+        guild's stored quota, read in this same transaction (so a moderator's change is
+        never half-seen), else the default.
 
         Returns the job and its callback token (returned only here; only its sha256 is
         kept). Raises QuotaExceeded, having written nothing, when a limit refuses.
@@ -37,40 +56,17 @@ class JobsMixin(StoreBase):
         now = _now(now)
         token = secrets.token_urlsafe(24) if token is None else token
         job_id = uuid.uuid4().hex if job_id is None else job_id
-        async with self._tx() as db:
-            if new.guild_id is not None:
-                window = await self._window(db, new.guild_id, quota, now)
-                member_used = None
-                if quota.member_seconds is not None and new.user_id is not None:
-                    member_used = await self._used(db, new.guild_id, window, new.user_id)
-                refusal = check_reservation(
-                    quota, new.seconds,
-                    guild_used=await self._used(db, new.guild_id, window),
-                    member_used=member_used,
-                    in_progress=await self._in_progress(db, new.guild_id)
-                    if quota.concurrent is not None else 0,
-                    resets_at=window[1],
-                )
-                if refusal is not None:
-                    raise refusal
-            await db.execute(
-                "INSERT INTO jobs (id, token_hash, guild_id, channel_id, user_id, provider, model,"
-                " mode, prompt, duration, orientation, image_path, state, charge, seconds,"
-                " price_per_second, context, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', 'reserved',"
-                " ?, ?, ?, ?, ?)",
-                (job_id, _token_hash(token), new.guild_id, new.channel_id, new.user_id,
-                 str(new.provider), str(new.model), str(new.mode), new.prompt, new.duration,
-                 str(new.orientation), new.image_path, new.seconds, new.price_per_second,
-                 json.dumps(new.context), now, now),
-            )
-            row = await self._one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
-            await self._ledger(db, row, "reserve", new.seconds, now)
+        plan = reserve_steps(new, quota, now, job_id, _token_hash(token))
+        if self._batch is not None:  # grouped with the others waiting at this moment
+            row = await self._batch.submit(plan, -1 if new.guild_id is None else new.guild_id)
+        else:
+            async with self._tx() as db:
+                row = await steps.run(db, plan)
         return _job(row), token
 
     async def job(self, job_id: str) -> Job | None:
         async with self._tx(write=False) as db:
-            row = await self._one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return None if row is None else _job(row)
 
     async def job_by_token(self, token: str) -> Job | None:
@@ -78,7 +74,7 @@ class JobsMixin(StoreBase):
             return None
         digest = _token_hash(token)
         async with self._tx(write=False) as db:
-            row = await self._one(db, "SELECT * FROM jobs WHERE token_hash = ?", (digest,))
+            row = await db.one("SELECT * FROM jobs WHERE token_hash = ?", (digest,))
         if row is None or not hmac.compare_digest(str(row["token_hash"]), digest):
             return None
         return _job(row)
@@ -95,7 +91,7 @@ class JobsMixin(StoreBase):
             sql += f" AND state IN ({_marks(len(states))})"
             args += states
         async with self._tx() as db:
-            return await self._write(db, sql, args) == 1
+            return await db.execute(sql, args) == 1
 
     async def mark_submitting(self, job_id: str) -> bool:
         return await self._set(job_id, {"state": JobState.SUBMITTING}, [JobState.RESERVED])
@@ -104,13 +100,15 @@ class JobsMixin(StoreBase):
         """submitting -> submitted; True again (changing nothing) for the same task id."""
         now = time.time()
         async with self._tx() as db:
-            row = await self._one(db, "SELECT state, task_id FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one(
+                "SELECT state, task_id FROM jobs WHERE id = ?" + db.for_update, (job_id,)
+            )
             if row is None:
                 return False
             if row["state"] == JobState.SUBMITTED:
                 return bool(row["task_id"] == task_id)
-            return await self._write(
-                db, "UPDATE jobs SET state = 'submitted', task_id = ?, submitted_at = ?,"
+            return await db.execute(
+                "UPDATE jobs SET state = 'submitted', task_id = ?, submitted_at = ?,"
                 " updated_at = ? WHERE id = ? AND state = 'submitting'",
                 (task_id, now, now, job_id),
             ) == 1
@@ -141,7 +139,7 @@ class JobsMixin(StoreBase):
     ) -> bool:
         now = time.time()
         async with self._tx() as db:
-            row = await self._one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one("SELECT * FROM jobs WHERE id = ?" + db.for_update, (job_id,))
             if row is None or row["state"] not in from_states:
                 return False
             charge = row["charge"]
@@ -170,13 +168,10 @@ class JobsMixin(StoreBase):
     async def set_video_path(self, job_id: str, path: str | os.PathLike[str]) -> bool:
         return await self._set(job_id, {"video_path": os.fspath(path)})
 
-    async def set_error(self, job_id: str, code: str, message: str) -> bool:
-        return await self._set(job_id, {"error_code": code, "error_message": message})
-
     async def update_context(self, job_id: str, patch: dict[str, Any]) -> bool:
         """Merge ``patch`` into the job's context (top-level keys replaced)."""
         async with self._tx() as db:
-            row = await self._one(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = await db.one("SELECT * FROM jobs WHERE id = ?" + db.for_update, (job_id,))
             if row is None:
                 return False
             context = {**_job(row).context, **patch}
@@ -189,8 +184,8 @@ class JobsMixin(StoreBase):
     async def unfinished_jobs(self) -> list[Job]:
         """Jobs to resume after a restart, oldest first."""
         async with self._tx(write=False) as db:
-            rows = await self._rows(
-                db, f"SELECT * FROM jobs WHERE state IN ({_marks(4)})"
+            rows = await db.rows(
+                f"SELECT * FROM jobs WHERE state IN ({_marks(4)})"
                 " ORDER BY created_at, rowid", UNFINISHED,
             )
         return [_job(r) for r in rows]
@@ -199,13 +194,16 @@ class JobsMixin(StoreBase):
         self, guild_id: int | None, user_id: int | None, limit: int = 10
     ) -> list[Job]:
         """A guild's (or one member's) latest jobs, newest first."""
-        sql, args = "SELECT * FROM jobs WHERE guild_id IS ?", [guild_id]
+        if guild_id is None:
+            sql, args = "SELECT * FROM jobs WHERE guild_id IS NULL", []
+        else:
+            sql, args = "SELECT * FROM jobs WHERE guild_id = ?", [guild_id]
         if user_id is not None:
             sql += " AND user_id = ?"
             args.append(user_id)
         async with self._tx(write=False) as db:
-            rows = await self._rows(db, sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                                    [*args, limit])
+            rows = await db.rows(sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                                 [*args, limit])
         return [_job(r) for r in rows]
 
     async def count_unfinished(self, provider: str | None = None) -> int:
@@ -215,4 +213,44 @@ class JobsMixin(StoreBase):
             sql += " AND provider = ?"
             args.append(provider)
         async with self._tx(write=False) as db:
-            return int(await self._scalar(db, sql, args))
+            return int(await db.scalar(sql, args))
+
+
+def reserve_steps(
+    new: NewJob, quota: QuotaSettings | GuildQuota, now: float, job_id: str, token_hash: str,
+) -> Steps[Row]:
+    """The reservation: check the limits, insert the job and its ledger row; raises
+    QuotaExceeded (the caller rolls back) when a limit refuses."""
+    if new.guild_id is not None:
+        # Serialises this guild's reservations across processes (PostgreSQL); member
+        # caps count within the guild, so they are covered too.
+        yield steps.lock(LockSpace.QUOTA, new.guild_id)
+        if isinstance(quota, GuildQuota):
+            quota = yield from quota_steps(new.guild_id, quota.default_seconds)
+        window = yield from window_steps(new.guild_id, quota, now)
+        member = new.user_id if quota.member_seconds is not None else None
+        guild_used, member_used = yield from used_steps(new.guild_id, window, member)
+        in_progress = 0
+        if quota.concurrent is not None:
+            in_progress = yield from in_progress_steps(new.guild_id)
+        refusal = check_reservation(
+            quota, new.seconds, guild_used=guild_used, member_used=member_used,
+            in_progress=in_progress, resets_at=window[1],
+        )
+        if refusal is not None:
+            raise refusal
+    row = yield steps.one(
+        "INSERT INTO jobs (id, token_hash, guild_id, channel_id, user_id, provider, model,"
+        " mode, prompt, duration, orientation, image_path, state, charge, seconds,"
+        " price_per_second, context, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', 'reserved',"
+        " ?, ?, ?, ?, ?) RETURNING *",
+        (job_id, token_hash, new.guild_id, new.channel_id, new.user_id,
+         str(new.provider), str(new.model), str(new.mode), new.prompt, new.duration,
+         str(new.orientation), new.image_path, new.seconds, new.price_per_second,
+         json.dumps(new.context), now, now),
+    )
+    assert row is not None
+    yield from ledger_steps(row, "reserve", new.seconds, now)
+    result: Row = row
+    return result

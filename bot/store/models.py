@@ -14,7 +14,6 @@ from bot.quota import (
 
 
 class JobState(StrEnum):
-    REQUESTED = "requested"
     RESERVED = "reserved"
     SUBMITTING = "submitting"
     SUBMITTED = "submitted"
@@ -33,8 +32,7 @@ class Charge(StrEnum):
 
 TERMINAL = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED})
 UNFINISHED = (JobState.RESERVED, JobState.SUBMITTING, JobState.SUBMITTED, JobState.SUCCEEDED)
-# fail_job/cancel_job also accept 'requested', so no job can be stranded in it.
-_ENDABLE = (JobState.REQUESTED, *UNFINISHED)
+_ENDABLE = UNFINISHED  # what fail_job/cancel_job may end
 _CHARGED = ("reserved", "committed")
 
 

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
-
-import aiosqlite
 
 from bot.moderation.policy import (
     BlockedMember,
@@ -18,6 +15,7 @@ from bot.moderation.policy import (
     GuildPolicy,
     RuleSnapshot,
 )
+from bot.store.backend import LockSpace, Row, Tx
 from bot.store.base import StoreBase, _job, _marks, _now
 from bot.store.models import TERMINAL, UNFINISHED, Job
 
@@ -33,7 +31,15 @@ def _ids(raw: str | None) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, list) else ()
 
 
-def _policy(row: sqlite3.Row | None) -> GuildPolicy:
+def _context(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _policy(row: Row | None) -> GuildPolicy:
     if row is None:
         return GuildPolicy()
     return GuildPolicy(
@@ -47,13 +53,13 @@ def _policy(row: sqlite3.Row | None) -> GuildPolicy:
     )
 
 
-def _entry(row: sqlite3.Row) -> BlockEntry:
+def _entry(row: Row) -> BlockEntry:
     return BlockEntry.model_validate(
         {k: row[k] for k in ("id", "kind", "value", "key", "added_by", "added_at")}
     )
 
 
-def _blocked(row: sqlite3.Row) -> BlockedMember:
+def _blocked(row: Row) -> BlockedMember:
     return BlockedMember.model_validate(
         {k: row[k] for k in ("user_id", "reason", "blocked_by", "blocked_at")}
     )
@@ -62,10 +68,10 @@ def _blocked(row: sqlite3.Row) -> BlockedMember:
 class ModerationMixin(StoreBase):
     # -- guild settings --
 
-    async def _policy_in(self, db: aiosqlite.Connection, guild_id: int) -> GuildPolicy:
-        return _policy(await self._one(
-            db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)
-        ))
+    @staticmethod
+    async def _policy_in(db: Tx, guild_id: int) -> GuildPolicy:
+        return _policy(await db.one("SELECT * FROM guild_settings WHERE guild_id = ?",
+                                    (guild_id,)))
 
     async def get_policy(self, guild_id: int) -> GuildPolicy:
         async with self._tx(write=False) as db:
@@ -81,6 +87,7 @@ class ModerationMixin(StoreBase):
         abort (nothing is written then).
         """
         async with self._tx() as db:
+            await db.lock(LockSpace.GUILD_SETTINGS, guild_id)
             before = await self._policy_in(db, guild_id)
             after = change(before)
             await db.execute(
@@ -102,9 +109,8 @@ class ModerationMixin(StoreBase):
     async def block_entries(self, guild_id: int) -> list[BlockEntry]:
         """Words first, then patterns, each oldest first."""
         async with self._tx(write=False) as db:
-            rows = await self._rows(
-                db, "SELECT * FROM blocklist WHERE guild_id = ? ORDER BY kind DESC, id",
-                (guild_id,),
+            rows = await db.rows(
+                "SELECT * FROM blocklist WHERE guild_id = ? ORDER BY kind DESC, id", (guild_id,)
             )
         return [_entry(r) for r in rows]
 
@@ -113,18 +119,19 @@ class ModerationMixin(StoreBase):
         *, limit: int, now: float | None = None,
     ) -> tuple[AddStatus, BlockEntry | None]:
         async with self._tx() as db:
-            count = int(await self._scalar(
-                db, "SELECT COUNT(*) FROM blocklist WHERE guild_id = ?", (guild_id,)
+            await db.lock(LockSpace.GUILD_SETTINGS, guild_id)
+            count = int(await db.scalar(
+                "SELECT COUNT(*) FROM blocklist WHERE guild_id = ?", (guild_id,)
             ))
             if count >= limit:
                 return "full", None
-            cursor = await db.execute(
-                "INSERT OR IGNORE INTO blocklist (guild_id, kind, value, key, added_by, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (guild_id, kind, value, key, by_user, _now(now)),
+            row = await db.one(
+                "INSERT INTO blocklist (guild_id, kind, value, key, added_by, added_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *",
+                (guild_id, kind, value, key, by_user, _now(now)),
             )
-            if cursor.rowcount != 1:
-                return "duplicate", None
-            row = await self._one(db, "SELECT * FROM blocklist WHERE id = ?", (cursor.lastrowid,))
+        if row is None:
+            return "duplicate", None
         return "added", _entry(row)
 
     async def remove_block_entry(
@@ -132,8 +139,9 @@ class ModerationMixin(StoreBase):
     ) -> BlockEntry | None:
         """Remove the oldest entry typed as ``value`` or stored as one of ``keys``."""
         async with self._tx() as db:
-            row = await self._one(
-                db, f"SELECT * FROM blocklist WHERE guild_id = ? AND (value = ?"
+            await db.lock(LockSpace.GUILD_SETTINGS, guild_id)
+            row = await db.one(
+                f"SELECT * FROM blocklist WHERE guild_id = ? AND (value = ?"
                 f" OR key IN ({_marks(len(keys)) or 'NULL'})) ORDER BY value != ?, id LIMIT 1",
                 (guild_id, value, *keys, value),
             )
@@ -150,8 +158,9 @@ class ModerationMixin(StoreBase):
     ) -> bool:
         """Block a member; False (the reason updated) if they were already blocked."""
         async with self._tx() as db:
-            existed = await self._one(
-                db, "SELECT 1 FROM blocked_members WHERE guild_id = ? AND user_id = ?",
+            await db.lock(LockSpace.GUILD_SETTINGS, guild_id)
+            existed = await db.one(
+                "SELECT 1 AS x FROM blocked_members WHERE guild_id = ? AND user_id = ?",
                 (guild_id, user_id),
             )
             await db.execute(
@@ -164,15 +173,15 @@ class ModerationMixin(StoreBase):
 
     async def unblock_member(self, guild_id: int, user_id: int) -> bool:
         async with self._tx() as db:
-            return await self._write(
-                db, "DELETE FROM blocked_members WHERE guild_id = ? AND user_id = ?",
+            return await db.execute(
+                "DELETE FROM blocked_members WHERE guild_id = ? AND user_id = ?",
                 (guild_id, user_id),
             ) == 1
 
     async def blocked_members(self, guild_id: int) -> list[BlockedMember]:
         async with self._tx(write=False) as db:
-            rows = await self._rows(
-                db, "SELECT * FROM blocked_members WHERE guild_id = ? ORDER BY blocked_at",
+            rows = await db.rows(
+                "SELECT * FROM blocked_members WHERE guild_id = ? ORDER BY blocked_at",
                 (guild_id,),
             )
         return [_blocked(r) for r in rows]
@@ -182,20 +191,20 @@ class ModerationMixin(StoreBase):
     async def rule_snapshot(self, guild_id: int, user_id: int) -> RuleSnapshot:
         async with self._tx(write=False) as db:
             policy = await self._policy_in(db, guild_id)
-            entries = await self._rows(
-                db, "SELECT * FROM blocklist WHERE guild_id = ? ORDER BY kind DESC, id",
+            entries = await db.rows(
+                "SELECT * FROM blocklist WHERE guild_id = ? ORDER BY kind DESC, id",
                 (guild_id,),
             )
-            blocked = await self._one(
-                db, "SELECT * FROM blocked_members WHERE guild_id = ? AND user_id = ?",
+            blocked = await db.one(
+                "SELECT * FROM blocked_members WHERE guild_id = ? AND user_id = ?",
                 (guild_id, user_id),
             )
-            last = await self._scalar(
-                db, "SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ?",
+            last = await db.scalar(
+                "SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ?",
                 (guild_id, user_id),
             )
-            unfinished = await self._scalar(
-                db, f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ?"
+            unfinished = await db.scalar(
+                f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ?"
                 f" AND state IN ({_marks(len(UNFINISHED))})", (guild_id, user_id, *UNFINISHED),
             )
         return RuleSnapshot(
@@ -216,7 +225,7 @@ class ModerationMixin(StoreBase):
             sql += " AND user_id = ?"
             args.append(user_id)
         async with self._tx(write=False) as db:
-            rows = await self._rows(db, sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
+            rows = await db.rows(sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
         return [_job(r) for r in rows]
 
     async def unfinished_for(
@@ -230,7 +239,7 @@ class ModerationMixin(StoreBase):
             sql += " AND user_id = ?"
             args.append(user_id)
         async with self._tx(write=False) as db:
-            rows = await self._rows(db, sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
+            rows = await db.rows(sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
         return [_job(r) for r in rows]
 
     # -- /forget-me --
@@ -247,20 +256,25 @@ class ModerationMixin(StoreBase):
         terminal = tuple(TERMINAL)
         async with self._tx() as db:
             where = f"user_id = ? AND state IN ({_marks(len(terminal))})"
-            rows = await self._rows(
-                db, f"SELECT id, image_path, prompt_deleted_at FROM jobs WHERE {where}",
-                (user_id, *terminal),
+            rows = await db.rows(
+                f"SELECT id, image_path, context, prompt_deleted_at FROM jobs WHERE {where}"
+                f" ORDER BY id{db.for_update}", (user_id, *terminal),
             )
             images = [str(r["image_path"]) for r in rows if r["image_path"]]
             changed = sum(1 for r in rows if r["prompt_deleted_at"] is None)
             await db.execute(
                 f"UPDATE jobs SET prompt = ?, error_message = NULL, image_path = NULL,"
-                f" context = json_remove(context, '$.image_url'),"
                 f" prompt_deleted_at = COALESCE(prompt_deleted_at, ?) WHERE {where}",
                 (DELETED_PROMPT, now, user_id, *terminal),
             )
-            unfinished = await self._scalar(
-                db, f"SELECT COUNT(*) FROM jobs WHERE user_id = ?"
+            for row in rows:  # the image's URL leaves the context (the rest stays)
+                context = _context(row["context"])
+                if "image_url" in context:
+                    del context["image_url"]
+                    await db.execute("UPDATE jobs SET context = ? WHERE id = ?",
+                                     (json.dumps(context), row["id"]))
+            unfinished = await db.scalar(
+                f"SELECT COUNT(*) FROM jobs WHERE user_id = ?"
                 f" AND state IN ({_marks(len(UNFINISHED))})", (user_id, *UNFINISHED),
             )
         return ForgetResult(prompts=changed, image_paths=images, unfinished=int(unfinished))

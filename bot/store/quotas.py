@@ -11,6 +11,7 @@ from bot.quota import (
     UsageReport,
     remaining,
 )
+from bot.store.backend import LockSpace
 from bot.store.base import StoreBase, _now
 from bot.store.models import LedgerRow
 
@@ -22,18 +23,12 @@ class QuotaMixin(StoreBase):
 
     async def get_quota(self, guild_id: int, default_seconds: int) -> QuotaSettings:
         async with self._tx(write=False) as db:
-            row = await self._one(db, "SELECT * FROM guild_quota WHERE guild_id = ?", (guild_id,))
-        if row is None:
-            return QuotaSettings(seconds=default_seconds, period="day")
-        return QuotaSettings(seconds=row["seconds"], period=row["period"],
-                             member_seconds=row["member_seconds"], concurrent=row["concurrent"])
+            return await self._quota_in(db, guild_id, default_seconds)
 
     async def has_quota(self, guild_id: int) -> bool:
         """Whether a moderator has set this guild's quota (else the default applies)."""
         async with self._tx(write=False) as db:
-            row = await self._one(
-                db, "SELECT 1 AS x FROM guild_quota WHERE guild_id = ?", (guild_id,)
-            )
+            row = await db.one("SELECT 1 AS x FROM guild_quota WHERE guild_id = ?", (guild_id,))
         return row is not None
 
     async def set_quota(
@@ -56,6 +51,7 @@ class QuotaMixin(StoreBase):
         """Start the guild's counting window afresh now (a 'reset' ledger row, 0 s)."""
         now = _now(now)
         async with self._tx() as db:
+            await db.lock(LockSpace.QUOTA, guild_id)
             await db.execute(
                 "UPDATE guild_quota SET reset_at = ?, updated_at = ?, updated_by = ?"
                 " WHERE guild_id = ?", (now, now, by_user, guild_id),
@@ -88,13 +84,13 @@ class QuotaMixin(StoreBase):
         now = _now(now)
         async with self._tx(write=False) as db:
             window = await self._window(db, guild_id, quota, now)
-            rows = await self._rows(
-                db,
+            rows = await db.rows(
                 "SELECT user_id, COUNT(*) AS jobs,"
                 " SUM(CASE WHEN charge IN ('reserved', 'committed') THEN seconds ELSE 0 END) AS s,"
                 " SUM(CASE WHEN charge IN ('reserved', 'committed')"
                 " THEN seconds * price_per_second END) AS cost,"
-                " SUM(state = 'delivered') AS delivered, SUM(state = 'failed') AS failed"
+                " SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END) AS delivered,"
+                " SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed"
                 " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
                 " GROUP BY user_id",
                 (guild_id, *window),
@@ -123,29 +119,30 @@ class QuotaMixin(StoreBase):
 
     async def ledger_balance(self, job_id: str) -> int:
         async with self._tx(write=False) as db:
-            return int(await self._scalar(
-                db, "SELECT COALESCE(SUM(seconds), 0) FROM ledger WHERE job_id = ?", (job_id,)
+            return int(await db.scalar(
+                "SELECT COALESCE(SUM(seconds), 0) FROM ledger WHERE job_id = ?", (job_id,)
             ))
 
     async def ledger_rows(self, job_id: str | None = None) -> list[LedgerRow]:
         """A job's ledger rows (all rows when ``job_id`` is None), oldest first."""
-        sql, args = "SELECT * FROM ledger", []
+        sql, args = "SELECT * FROM ledger", [] if job_id is None else [job_id]
         if job_id is not None:
-            sql, args = sql + " WHERE job_id = ?", [job_id]
+            sql += " WHERE job_id = ?"
         async with self._tx(write=False) as db:
-            rows = await self._rows(db, sql + " ORDER BY id", args)
+            rows = await db.rows(sql + " ORDER BY id", args)
         return [LedgerRow.model_validate(dict(r)) for r in rows]
 
     async def get_meta(self, key: str) -> str | None:
         async with self._tx(write=False) as db:
-            value = await self._scalar(db, "SELECT value FROM meta WHERE key = ?", (key,))
+            value = await db.scalar("SELECT value FROM meta WHERE key = ?", (key,))
         return None if value is None else str(value)
 
     async def meta_setdefault(self, key: str, value: str) -> str:
         """The stored value of ``key``, storing ``value`` first if there is none (atomic)."""
         async with self._tx() as db:
-            await db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
-            return str(await self._scalar(db, "SELECT value FROM meta WHERE key = ?", (key,)))
+            await db.execute("INSERT INTO meta (key, value) VALUES (?, ?)"
+                             " ON CONFLICT (key) DO NOTHING", (key, value))
+            return str(await db.scalar("SELECT value FROM meta WHERE key = ?", (key,)))
 
     async def set_meta(self, key: str, value: str) -> None:
         async with self._tx() as db:
@@ -157,7 +154,7 @@ class QuotaMixin(StoreBase):
     async def ping(self) -> bool:
         try:
             async with self._tx(write=False) as db:
-                return bool(await self._scalar(db, "SELECT 1") == 1)
+                return bool(await db.scalar("SELECT 1") == 1)
         except Exception:
             log.warning("database ping failed", exc_info=True)
             return False

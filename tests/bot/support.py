@@ -20,6 +20,7 @@ from bot.store import Job
 from tests.fakes.fake_discord import FakeDiscord, Perm
 from tests.fakes.fake_discord.models import Message
 from tests.fakes.fake_discord.pointing import running_client
+from tests.pgserver import database_settings
 
 
 @dataclass
@@ -104,7 +105,7 @@ def decodes_as_mp4(data: bytes) -> float:
 def settings_for(tmp_path: Path, fd: FakeDiscord, **values: Any) -> Settings:
     base: dict[str, Any] = {
         "discord_token": fd.token, "discord_api_base_url": fd.api_base,
-        "discord_gateway_url": fd.gateway_url, "database_path": tmp_path / "bot.sqlite3",
+        "discord_gateway_url": fd.gateway_url, **database_settings(tmp_path),
         "webhook_host": "127.0.0.1", "webhook_port": 0, "poll_first_s": 0.05,
         "poll_interval_s": 0.1, "sandbox_delay_s": 0.2,
     }

@@ -288,6 +288,7 @@ async def test_jobs_lists_state_time_duration_and_link(tmp_path: Path) -> None:
     async with moderated(tmp_path) as (w, _):
         await w.command("video", {"prompt": "a heron fishing", "duration": 8})
         (video,) = await w.wait_videos(1)
+        await w.settled(1)  # the video can land a moment before the job is recorded
         mine = await w.command("jobs")
         text = await w.wait_reply(mine, "delivered")
         assert "8 s" in text and "<t:" in text and "a heron fishing" in text

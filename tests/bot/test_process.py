@@ -23,6 +23,7 @@ from tests.fakes.common import FakeProvider
 from tests.fakes.fake_discord import FakeDiscord, Perm
 from tests.fakes.fake_discord.models import Message
 from tests.fakes.pixazo import FakePixazo
+from tests.pgserver import database_env
 
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ def bot_env(tmp_path: Path, fd: FakeDiscord, provider: FakeProvider | None = Non
                "PROVIDER", "MODEL", "DEV_GUILD_ID", "POLL_FIRST_S", "POLL_INTERVAL_S")}
     env.update(
         DISCORD_TOKEN=fd.token, DISCORD_API_BASE_URL=fd.api_base,
-        DISCORD_GATEWAY_URL=fd.gateway_url, DATABASE_PATH=str(tmp_path / "data" / "bot.sqlite3"),
+        DISCORD_GATEWAY_URL=fd.gateway_url, **database_env(tmp_path / "data"),
         WEBHOOK_HOST="127.0.0.1", WEBHOOK_PORT=str(free_port()), POLL_FIRST_S="0.1",
         POLL_INTERVAL_S="0.2", SANDBOX_DELAY_S="0.5", LOG_LEVEL="INFO",
     )

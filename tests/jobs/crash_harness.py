@@ -74,9 +74,10 @@ def make_deliver(posts: Path) -> Callable[[Job, Path, VideoInfo], Awaitable[int]
 async def main(args: argparse.Namespace) -> None:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, provider="apixo", apixo_api_key=args.key, apixo_base_url=args.base_url,
-        database_path=Path(args.db), poll_first_s=0.05, poll_interval_s=0.1, job_timeout_s=30,
+        database_path=Path(args.work) / "bot.sqlite3", poll_first_s=0.05, poll_interval_s=0.1,
+        job_timeout_s=30,
     )
-    store = await Store.open(settings.database_path)
+    store = await Store.open(args.db)  # a SQLite file, or a postgresql:// URL
     if args.crash_at:
         arm(store, args.crash_at)
     session = aiohttp.ClientSession()

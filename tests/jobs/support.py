@@ -20,6 +20,7 @@ from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.store import Job, NewJob, QuotaSettings, Store
 from bot.web.server import WebhookServer
+from tests.pgserver import database_settings
 
 
 @dataclass
@@ -105,14 +106,14 @@ async def harness(
         "model": model,
         f"{provider}_api_key": api_key,
         f"{provider}_base_url": base_url,
-        "database_path": tmp_path / "bot.sqlite3",
+        **database_settings(tmp_path),
         "poll_first_s": 0.05,
         "poll_interval_s": 0.1,
         "job_timeout_s": 30,
     }
     values.update(settings)
     config = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-    store = await Store.open(config.database_path)
+    store = await Store.open(config)
     recorder = recorder or Recorder()
     session = aiohttp.ClientSession()
     prov = make_provider(provider, config, session)

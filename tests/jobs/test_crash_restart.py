@@ -15,6 +15,7 @@ import pytest
 from bot.store import Store
 from tests.fakes.apixo import FakeApixo
 from tests.jobs.crash_harness import CRASH_POINTS
+from tests.pgserver import database_target
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,7 @@ def free_port() -> int:
 async def run_harness(tmp_path: Path, fake: FakeApixo, *extra: str) -> int:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.jobs.crash_harness",
-        "--db", str(tmp_path / "bot.sqlite3"), "--work", str(tmp_path / "work"),
+        "--db", str(database_target(tmp_path)), "--work", str(tmp_path / "work"),
         "--posts", str(tmp_path / "posts.jsonl"), "--base-url", fake.api_base,
         "--key", fake.api_key, *extra, cwd=ROOT,
     )
@@ -62,7 +63,7 @@ async def test_sigkill_then_restart(tmp_path: Path, point: str) -> None:
         # A third start finds nothing left to do and changes nothing.
         assert await run_harness(tmp_path, fake) == 0
 
-        store = await Store.open(tmp_path / "bot.sqlite3")
+        store = await Store.open(database_target(tmp_path))
         try:
             (job,) = await store.jobs_for(1, None, limit=5)
             assert job.state.value == EXPECTED[point], job.error_message
@@ -97,7 +98,7 @@ async def test_a_callback_lets_a_restart_adopt_the_task(tmp_path: Path, mode: st
         )
         assert code == -signal.SIGKILL
         assert await run_harness(tmp_path, fake, "--callbacks", "--port", str(port)) == 0
-        store = await Store.open(tmp_path / "bot.sqlite3")
+        store = await Store.open(database_target(tmp_path))
         try:
             (job,) = await store.jobs_for(1, None, limit=5)
             assert job.state.value == "delivered"

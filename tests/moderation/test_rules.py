@@ -287,10 +287,10 @@ def test_no_settings_allow_everything() -> None:
 # -- the gate ---------------------------------------------------------------------------------
 
 
-async def test_the_gate_serialises_a_members_requests(tmp_path: Path) -> None:
+async def test_the_gate_serialises_a_members_requests(db_target: str | Path) -> None:
     """Two requests at once cannot both pass a cooldown: the second waits for the first's
     reservation, then sees it."""
-    store = await Store.open(tmp_path / "bot.sqlite3")
+    store = await Store.open(db_target)
     try:
         await store.edit_policy(GUILD, lambda p: p.model_copy(update={"cooldown_s": 60}), None)
         gate = RuleGate(store)
@@ -314,8 +314,8 @@ async def test_the_gate_serialises_a_members_requests(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_the_gate_adds_validated_terms(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "bot.sqlite3")
+async def test_the_gate_adds_validated_terms(db_target: str | Path) -> None:
+    store = await Store.open(db_target)
     try:
         gate = RuleGate(store)
         entry = await gate.add_term(GUILD, "word", " Bád  Word ", USER)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import bot.store.base as store_module
+import bot.store.migrate as migrate_module
 from bot.moderation.policy import GuildPolicy
 from bot.quota import QuotaSettings
 from bot.store import DELETED_PROMPT, JobState, NewJob, Store, migrations
@@ -30,13 +29,6 @@ def new_job(**changes: Any) -> NewJob:
     }
     fields.update(changes)
     return NewJob(**fields)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "bot.sqlite3")
-    yield opened
-    await opened.close()
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -214,7 +206,7 @@ async def test_0002_migrates_a_version_1_database(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "bot.sqlite3"
     first = [m for m in migrations() if m[0] == 1]
-    monkeypatch.setattr(store_module, "migrations", lambda: first)
+    monkeypatch.setattr(migrate_module, "migrations", lambda _dialect: first)
     old = await Store.open(path)
     async with old._tx() as db:
         await db.execute(

@@ -1,0 +1,114 @@
+"""The SQLite backend: one aiosqlite connection to the file at ``DATABASE_PATH``.
+
+The connection is in autocommit mode; every transaction runs under one ``asyncio.Lock``
+(transactions on a shared connection must not interleave) and every write transaction
+starts with ``BEGIN IMMEDIATE``, so a second process on the same file waits for the
+write lock (``busy_timeout``) instead of racing. The schema version is
+``PRAGMA user_version``. Reservations take a faster road on SQLite: see ``batch.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.store import migrate
+from bot.store.backend import Dialect, LockSpace, Row, plain_args
+
+log = logging.getLogger(__name__)
+
+# A write lock held by another process (a backup, a second bot) is waited out this long.
+BUSY_TIMEOUT_MS = 30_000
+
+
+class SQLiteTx:
+    dialect: Dialect = "sqlite"
+    for_update = ""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return [dict(r) for r in await self.db.execute_fetchall(sql, plain_args(args))]
+
+    async def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        async with self.db.execute(sql, plain_args(args)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else dict(row)
+
+    async def scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        async with self.db.execute(sql, plain_args(args)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        async with self.db.execute(sql, plain_args(args)) as cursor:
+            return cursor.rowcount
+
+    async def lock(self, space: LockSpace, key: int) -> None:
+        """Nothing to do: a write transaction already holds the file's write lock."""
+
+
+class SQLiteBackend:
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+        self.description = f"SQLite file {path}"
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, path: Path) -> SQLiteBackend:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.db.close()
+
+    @asynccontextmanager
+    async def transaction(self, write: bool = True) -> AsyncIterator[SQLiteTx]:
+        async with self._lock:
+            try:
+                # Inside the try: a caller cancelled while BEGIN is queued must still roll
+                # back, since aiosqlite runs the queued BEGIN anyway (then the ROLLBACK).
+                await self.db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield SQLiteTx(self.db)
+            except BaseException:
+                await self.db.rollback()
+                raise
+            await self.db.commit()
+
+    async def migrate(self) -> None:
+        """Each pending migration in its own write transaction (the write lock keeps two
+        processes from applying one twice)."""
+        for number, name, sql in migrate.migrations("sqlite"):
+            async with self.transaction() as tx:
+                version = await tx.scalar("PRAGMA user_version")
+                if version >= number:
+                    continue
+                for statement in migrate.split_sql(sql):
+                    await tx.execute(statement)
+                await tx.execute(f"PRAGMA user_version = {number:d}")
+            log.info("applied database migration %s", name)
