@@ -25,7 +25,7 @@ from bot.jobs.submit import SubmitSteps
 from bot.jobs.types import JobUpdate, Phase
 from bot.providers.base import SourceImage, TaskState
 from bot.providers.errors import ProviderError
-from bot.store import Job, JobState, NewJob, QuotaSettings
+from bot.store import GuildQuota, Job, JobState, NewJob, QuotaSettings
 
 log = logging.getLogger(__name__)
 
