@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     database_path: Path = Path("data/bot.sqlite3")
     poll_first_s: float | None = Field(default=None, gt=0)
     poll_interval_s: float | None = Field(default=None, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # unset: no /metrics
+    metrics_host: str = "0.0.0.0"
 
     # Beyond the contract: tuning with safe defaults.
     sandbox_delay_s: float = Field(default=3.0, ge=0)
@@ -127,6 +129,9 @@ class Settings(BaseSettings):
         if self.provider != "sandbox" and self.api_key(self.provider) is None:
             name = self.provider.upper()
             problems.append(f"{name}_API_KEY: required when PROVIDER={self.provider}")
+        if self.metrics_port and self.metrics_port == self.webhook_port:
+            problems.append("METRICS_PORT: must differ from WEBHOOK_PORT (metrics are never "
+                            "served on the public webhook port)")
         if problems:
             raise ValueError(" | ".join(problems))
         return self

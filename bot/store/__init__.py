@@ -2,6 +2,7 @@
 
 from bot.quota import MemberUsage, QuotaExceeded, QuotaSettings, Usage, UsageReport
 from bot.store.base import migrations, split_sql
+from bot.store.charts import ChartsMixin
 from bot.store.jobs import JobsMixin
 from bot.store.models import TERMINAL, UNFINISHED, Charge, Job, JobState, LedgerRow, NewJob
 from bot.store.moderation import DELETED_PROMPT, ModerationMixin
@@ -14,5 +15,5 @@ __all__ = [
 ]
 
 
-class Store(JobsMixin, QuotaMixin, ModerationMixin):
+class Store(JobsMixin, QuotaMixin, ModerationMixin, ChartsMixin):
     """All persistence: jobs, quotas, the quota ledger, moderation and a key/value table."""
