@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.app import VideoBot
 from bot.media.chart import UsageChart, chart_days, day_bounds
 from bot.media.chart import draw as draw_chart
-from bot.store import QuotaSettings
+from bot.store import QuotaSettings, Store
 from cogs.checks import moderator_only
 from cogs.render import CHART_FILE, quota_embed, usage_chart, usage_embed
 
@@ -94,20 +94,22 @@ class Quota(commands.Cog):
         report = await self.bot.store.usage_report(interaction.guild_id, quota)
         # Moderators see each member's share; a member sees theirs against everyone else's.
         viewer = None if interaction.permissions.manage_guild else interaction.user.id
-        chart = await self._chart(interaction.guild_id, quota, viewer)
+        chart = await usage_picture(self.bot.store, interaction.guild_id, quota, viewer)
         png = await asyncio.to_thread(draw_chart, chart)  # Pillow, off the event loop
         await interaction.followup.send(
             embed=usage_embed(report, chart), file=discord.File(io.BytesIO(png), CHART_FILE),
             ephemeral=True,
         )
 
-    async def _chart(self, guild_id: int, quota: QuotaSettings, viewer: int | None
-                     ) -> UsageChart:
-        now = time.time()
-        days = chart_days(quota.period, now)
-        rows = await self.bot.store.daily_usage(guild_id, *day_bounds(days))
-        today = datetime.fromtimestamp(now, UTC).date()
-        return usage_chart(rows, days, quota, viewer=viewer, today=today)
+
+async def usage_picture(store: Store, guild_id: int, quota: QuotaSettings,
+                        viewer: int | None, now: float | None = None) -> UsageChart:
+    """What /usage draws: seconds per day of the period, from the store."""
+    now = time.time() if now is None else now
+    days = chart_days(quota.period, now)
+    rows = await store.daily_usage(guild_id, *day_bounds(days))
+    today = datetime.fromtimestamp(now, UTC).date()
+    return usage_chart(rows, days, quota, viewer=viewer, today=today)
 
 
 async def setup(bot: VideoBot) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from PIL import Image
 
@@ -66,3 +67,15 @@ def test_chart_is_a_png_of_the_expected_size_with_each_series_drawn() -> None:
     assert PALETTE[0][1] in colours and PALETTE[1][1] in colours
     empty = Image.open(io.BytesIO(draw(UsageChart("x", days, [], days[-1]))))
     assert empty.size == (WIDTH, HEIGHT)
+
+
+async def test_the_readme_sample_is_drawn_from_store_data(tmp_path: Path) -> None:
+    from bench.chart_sample import main
+
+    out = tmp_path / "usage.png"
+    await main(out, member=False)
+    image = Image.open(out)
+    assert image.format == "PNG" and image.size == (WIDTH, HEIGHT)
+    colours = {c for _, c in image.convert("RGB").getcolors(maxcolors=1 << 16) or []}
+    assert all(colour in colours for _, colour in PALETTE)  # five members and the rest
+    assert OTHERS[1] in colours
