@@ -28,6 +28,7 @@ from bot.posting.views import ResultActions, result_view
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.store import Store, StoreUnavailable
+from bot.web.metrics import Metrics, PrometheusMetrics
 from bot.web.server import WebhookServer
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,12 @@ class VideoBot(commands.AutoShardedBot):
         self._providers: dict[str, VideoProvider] = {}
         self.ready_once = False
         self.result_actions = ResultActions()
+        self.metrics: Metrics = Metrics()  # no-op until setup_hook, and with METRICS_PORT unset
 
     def provider(self, name: str) -> VideoProvider:
         if name not in self._providers:
-            self._providers[name] = make_provider(name, self.settings, self.session)
+            provider = make_provider(name, self.settings, self.session)
+            self._providers[name] = self.metrics.observe(provider)
         return self._providers[name]
 
     @property
@@ -91,6 +94,10 @@ class VideoBot(commands.AutoShardedBot):
         except StoreUnavailable as exc:
             raise StartupError(str(exc)) from None
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        if self.settings.metrics_port is not None:
+            self.metrics = PrometheusMetrics(
+                self.store, self.settings.metrics_host, self.settings.metrics_port
+            )
         self.webhook = WebhookServer(
             self.settings.webhook_host,
             self.settings.webhook_port,
@@ -122,20 +129,31 @@ class VideoBot(commands.AutoShardedBot):
                 f"WEBHOOK_PORT: cannot listen on {self.settings.webhook_host}:"
                 f"{self.settings.webhook_port} ({exc.strerror or exc})"
             ) from None
+        try:
+            await self.metrics.start()
+        except OSError as exc:
+            raise StartupError(
+                f"METRICS_PORT: cannot listen on {self.settings.metrics_host}:"
+                f"{self.settings.metrics_port} ({exc.strerror or exc})"
+            ) from None
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.jobs.start()
         await self.sync_commands()
 
     async def _on_job_update(self, update: JobUpdate) -> None:
-        """Job progress goes to the member's status message and outcomes to the audit."""
+        """Job progress goes to the metrics, the member's status message and outcomes to
+        the audit."""
+        self.metrics.job_update(update)
         try:
             await self.status_board.update(update)
         finally:
             await self.audit.on_update(update)
 
     async def _on_callback(self, provider: str, token: str, body: bytes) -> bool:
-        return await self.jobs.handle_callback(provider, token, body)
+        known = await self.jobs.handle_callback(provider, token, body)
+        await self.metrics.callback(provider, token, known)
+        return known
 
     async def _health(self) -> dict[str, Any]:
         return {
@@ -183,6 +201,7 @@ class VideoBot(commands.AutoShardedBot):
             await self.audit.close()
         if hasattr(self, "webhook"):
             await self.webhook.stop()
+        await self.metrics.stop()
         await super().close()
         if hasattr(self, "session"):
             await self.session.close()

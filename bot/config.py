@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     shard_count: int | None = Field(default=None, ge=1)
     shard_ids: Annotated[list[int] | None, NoDecode] = None
     job_lease_s: float = Field(default=30.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # unset: no /metrics
+    metrics_host: str = "0.0.0.0"
 
     # Beyond the contract: tuning with safe defaults.
     sandbox_delay_s: float = Field(default=3.0, ge=0)
@@ -204,6 +206,9 @@ class Settings(BaseSettings):
         if self.provider != "sandbox" and self.api_key(self.provider) is None:
             name = self.provider.upper()
             problems.append(f"{name}_API_KEY: required when PROVIDER={self.provider}")
+        if self.metrics_port and self.metrics_port == self.webhook_port:
+            problems.append("METRICS_PORT: must differ from WEBHOOK_PORT (metrics are never "
+                            "served on the public webhook port)")
         if problems:
             raise ValueError(" | ".join(problems))
         return self

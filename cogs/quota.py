@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import time
+from datetime import UTC, datetime
 from typing import Literal
 
 import discord
@@ -9,9 +13,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
-from bot.store import QuotaSettings
+from bot.media.chart import UsageChart, chart_days, day_bounds
+from bot.media.chart import draw as draw_chart
+from bot.store import QuotaSettings, Store
 from cogs.checks import moderator_only
-from cogs.render import quota_embed, usage_embed
+from cogs.render import CHART_FILE, quota_embed, usage_chart, usage_embed
 
 Period = Literal["day", "week", "month"]
 
@@ -86,7 +92,24 @@ class Quota(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         quota, _ = await self._current(interaction.guild_id)
         report = await self.bot.store.usage_report(interaction.guild_id, quota)
-        await interaction.followup.send(embed=usage_embed(report), ephemeral=True)
+        # Moderators see each member's share; a member sees theirs against everyone else's.
+        viewer = None if interaction.permissions.manage_guild else interaction.user.id
+        chart = await usage_picture(self.bot.store, interaction.guild_id, quota, viewer)
+        png = await asyncio.to_thread(draw_chart, chart)  # Pillow, off the event loop
+        await interaction.followup.send(
+            embed=usage_embed(report, chart), file=discord.File(io.BytesIO(png), CHART_FILE),
+            ephemeral=True,
+        )
+
+
+async def usage_picture(store: Store, guild_id: int, quota: QuotaSettings,
+                        viewer: int | None, now: float | None = None) -> UsageChart:
+    """What /usage draws: seconds per day of the period, from the store."""
+    now = time.time() if now is None else now
+    days = chart_days(quota.period, now)
+    rows = await store.daily_usage(guild_id, *day_bounds(days))
+    today = datetime.fromtimestamp(now, UTC).date()
+    return usage_chart(rows, days, quota, viewer=viewer, today=today)
 
 
 async def setup(bot: VideoBot) -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import discord
 
+from bot.media.chart import UsageChart, member_series, viewer_series
 from bot.store import QuotaExceeded, QuotaSettings, Usage, UsageReport
+from bot.store.charts import DayUsage
+
+CHART_FILE = "usage.png"
 
 
 def quota_refusal(exc: QuotaExceeded) -> str:
@@ -47,7 +53,7 @@ def money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:,.2f}"
 
 
-def usage_embed(report: UsageReport) -> discord.Embed:
+def usage_embed(report: UsageReport, chart: UsageChart | None = None) -> discord.Embed:
     embed = discord.Embed(title="Usage this period", colour=discord.Colour.blurple())
     embed.description = (
         f"{report.total_seconds} s of video in {report.jobs} job(s) "
@@ -59,6 +65,32 @@ def usage_embed(report: UsageReport) -> discord.Embed:
         for rank, m in enumerate(report.top, start=1)
     ]
     embed.add_field(name="Top members", value="\n".join(lines) or "nobody yet", inline=False)
+    if chart is not None:
+        embed.add_field(name="Seconds per day (picture)", value=chart_legend(chart),
+                        inline=False)
+        embed.set_image(url=f"attachment://{CHART_FILE}")
     embed.set_footer(text="Counts since the period began or the last /quota reset")
     return embed
 
+
+
+def usage_chart(rows: list[DayUsage], days: list[date], quota: QuotaSettings, *,
+                viewer: int | None, today: date) -> UsageChart:
+    """What the /usage picture shows: per member for moderators (``viewer`` None), else
+    the member's own seconds against everyone else's."""
+    series = member_series(rows, days) if viewer is None else viewer_series(rows, days, viewer)
+    span = {"day": "last 7 days", "week": "this week",
+            "month": days[0].strftime("%B %Y")}[quota.period]
+    return UsageChart(
+        title=f"Seconds of video per day · {span}", days=days, series=series, today=today,
+        daily_limit=quota.seconds if quota.period == "day" else None,
+    )
+
+
+def chart_legend(chart: UsageChart) -> str:
+    """The picture's colours, named: members by mention, so no name is drawn."""
+    lines = []
+    for item in chart.series:
+        who = f"{item.label} <@{item.user_id}>" if item.label.startswith("#") else item.label
+        lines.append(f"{item.emoji} {who} — {sum(item.values)} s")
+    return "\n".join(lines)

@@ -4,6 +4,7 @@ SQLite (aiosqlite, the default) and PostgreSQL (asyncpg), each with numbered mig
 from bot.quota import MemberUsage, QuotaExceeded, QuotaSettings, Usage, UsageReport
 from bot.store.backend import StoreUnavailable
 from bot.store.base import GuildQuota
+from bot.store.charts import ChartsMixin
 from bot.store.jobs import JobsMixin
 from bot.store.migrate import migrations, split_sql
 from bot.store.models import TERMINAL, UNFINISHED, Charge, Job, JobState, LedgerRow, NewJob
@@ -17,5 +18,5 @@ __all__ = [
 ]
 
 
-class Store(JobsMixin, QuotaMixin, ModerationMixin):
+class Store(JobsMixin, QuotaMixin, ModerationMixin, ChartsMixin):
     """All persistence: jobs, quotas, the quota ledger, moderation and a key/value table."""
