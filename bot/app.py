@@ -3,9 +3,11 @@ the job service and the cogs together, and owns their shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from bot.posting.views import ResultActions, result_view
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.store import Store, StoreUnavailable
-from bot.web.server import WebhookServer
+from bot.web.server import StoredImages, WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class VideoBot(commands.AutoShardedBot):
         self._providers: dict[str, VideoProvider] = {}
         self.ready_once = False
         self.result_actions = ResultActions()
+        self.handle_sigterm = False  # run_bot: SIGTERM stops the bot cleanly
+        self._closing: asyncio.Task[None] | None = None
 
     def provider(self, name: str) -> VideoProvider:
         if name not in self._providers:
@@ -97,6 +101,7 @@ class VideoBot(commands.AutoShardedBot):
             on_callback=self._on_callback,
             health=self._health,
             public_base_url=self.settings.public_base_url,
+            images=StoredImages(self.store),
         )
         self.status_board = StatusBoard(self, self.store, status_embed)
         self.rules = RuleGate(self.store)
@@ -126,6 +131,14 @@ class VideoBot(commands.AutoShardedBot):
             await self.load_extension(extension)
         await self.jobs.start()
         await self.sync_commands()
+        if self.handle_sigterm:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self) -> None:
+        """A rolling restart: stop taking work, give the job leases back, exit."""
+        log.info("SIGTERM: stopping; unfinished jobs go to the other processes")
+        if self._closing is None:
+            self._closing = asyncio.create_task(self.close(), name="sigterm-close")
 
     async def _on_job_update(self, update: JobUpdate) -> None:
         """Job progress goes to the member's status message and outcomes to the audit."""
@@ -143,6 +156,8 @@ class VideoBot(commands.AutoShardedBot):
             "discord": self.is_ready() and not self.is_closed(),
             "shards": sorted(self.shards),
             "shard_count": self.shard_count,
+            "process": self.jobs.owner,
+            "leases": await self.jobs.leases_held(),
         }
 
     def command_payload(self) -> list[dict[str, Any]]:
@@ -201,6 +216,7 @@ def run_bot(settings: Settings) -> int:
     assert settings.discord_token is not None
     point_discord_at(settings)
     bot = VideoBot(settings)
+    bot.handle_sigterm = True
     try:
         bot.run(settings.discord_token.get_secret_value(), log_handler=None)
     except StartupError as exc:

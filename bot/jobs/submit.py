@@ -13,7 +13,7 @@ from bot.jobs.core import JobCore
 from bot.jobs.types import JobUpdate, Phase
 from bot.providers.base import VideoProvider
 from bot.providers.errors import ProviderError, SubmitUncertain
-from bot.store import Job, JobState
+from bot.store import Job
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +24,23 @@ RESTART_SUBMIT_MESSAGE = (
 
 class SubmitSteps(JobCore):
     async def _submit(self, job: Job, spec: ModelSpec, provider: VideoProvider) -> Job | None:
-        queue = self._queue(job)
-        waiting = asyncio.create_task(queue.acquire(job.id))
-        await asyncio.sleep(0)
-        if not waiting.done():
-            await self._notify(JobUpdate(job, Phase.QUEUED, position=queue.position(job.id)))
-        await waiting
+        async def queued(place: int) -> None:
+            await self._notify(JobUpdate(job, Phase.QUEUED, position=place))
+
+        # The slot is a flag on the job's row: cancelling here (a stopping process) leaves
+        # it with the job for whoever resumes it, and ending the job gives it back.
+        await self._queue(job).acquire(job.id, queued)
         try:
-            try:
-                request = await jobfiles.build_request(job, spec, self._webhook)
-            except ProviderError as exc:
-                await self._fail(job, exc.code, exc.user_message)
-                return None
-            if not await self._store.mark_submitting(job.id):
-                self._release(job)
-                return await self._store.job(job.id)
-            await self._notify(JobUpdate(job, Phase.SUBMITTING))
-            callback = self._webhook.callback_url(job.provider, self.token_for(job.id)) \
-                if self._webhook else None
+            request = await jobfiles.build_request(job, spec, self._webhook)
+        except ProviderError as exc:
+            await self._fail(job, exc.code, exc.user_message)
+            return None
+        if not await self._store.mark_submitting(job.id):
+            return await self._store.job(job.id)  # cancelled meanwhile
+        await self._notify(JobUpdate(job, Phase.SUBMITTING))
+        callback = self._webhook.callback_url(job.provider, self.token_for(job.id)) \
+            if self._webhook else None
+        with self._critical(job.id):
             try:
                 task_id = await provider.submit(spec, request, callback)
             except SubmitUncertain as exc:
@@ -53,12 +52,7 @@ class SubmitSteps(JobCore):
                 await self._fail(job, exc.code, exc.user_message)
                 return None
             await self._store.mark_submitted(job.id, task_id)
-            return await self._store.job(job.id)
-        except BaseException:
-            current = await asyncio.shield(self._store.job(job.id))
-            if current is None or current.state is not JobState.SUBMITTED:
-                self._release(job)
-            raise
+        return await self._store.job(job.id)
 
     async def _wait_for_hint(self, job: Job) -> Job | None:
         """Wait (until the job's deadline) for a callback naming the provider's task."""
@@ -103,7 +97,6 @@ class SubmitSteps(JobCore):
                 status = None
             if status is not None:
                 log.info("job %s: adopted task %s named by a callback", job.id, job.task_hint)
-                self._queue(job).occupy(job.id)
                 await self._store.mark_submitted(job.id, job.task_hint)
                 return await self._store.job(job.id)
         await self._fail(job, code, message)

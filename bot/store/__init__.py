@@ -5,6 +5,7 @@ from bot.quota import MemberUsage, QuotaExceeded, QuotaSettings, Usage, UsageRep
 from bot.store.backend import StoreUnavailable
 from bot.store.base import GuildQuota
 from bot.store.jobs import JobsMixin
+from bot.store.leases import LeasesMixin
 from bot.store.migrate import migrations, split_sql
 from bot.store.models import TERMINAL, UNFINISHED, Charge, Job, JobState, LedgerRow, NewJob
 from bot.store.moderation import DELETED_PROMPT, ModerationMixin
@@ -17,5 +18,6 @@ __all__ = [
 ]
 
 
-class Store(JobsMixin, QuotaMixin, ModerationMixin):
-    """All persistence: jobs, quotas, the quota ledger, moderation and a key/value table."""
+class Store(JobsMixin, LeasesMixin, QuotaMixin, ModerationMixin):
+    """All persistence: jobs, leases and slots, quotas, the quota ledger, moderation and a
+    key/value table."""
