@@ -57,7 +57,9 @@ class SlotQueue:
     async def acquire(self, job_id: str, on_position: OnPosition | None = None) -> None:
         """Return once the job holds a slot. Cancelling leaves nothing behind: a slot the
         job was just given stays on its row, where ending the job gives it back."""
-        if not self._waiters and await self._store.take_slot(job_id, self.limit):
+        # Asked once on the way in: a job resumed here may hold its slot already, and with
+        # nobody ahead of it (in any process) a free slot is its own.
+        if await self._store.take_slot(job_id, self.limit):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[job_id] = (future, on_position)

@@ -110,6 +110,7 @@ async def harness(
         "poll_first_s": 0.05,
         "poll_interval_s": 0.1,
         "job_timeout_s": 30,
+        "job_lease_s": 1.0,  # a restart on PostgreSQL waits out the old lease
     }
     values.update(settings)
     config = Settings(_env_file=None, **values)  # type: ignore[call-arg]
