@@ -17,6 +17,7 @@ import aiohttp
 from bot.catalog import get_model
 from bot.config import Settings
 from bot.jobs import queueing
+from bot.jobs.failover import Failover
 from bot.jobs.leases import new_owner_id
 from bot.jobs.queueing import SlotQueue
 from bot.jobs.types import Deliver, JobUpdate, OnUpdate, Phase
@@ -55,6 +56,7 @@ class JobCore:
         self._queues: dict[str, SlotQueue] = {}
         self._secret = b""
         self._sweeper: asyncio.Task[None] | None = None
+        self._failover = Failover(settings)
         self.owner = new_owner_id()  # this process, as named on the job leases it holds
         self._busy: set[str] = set()  # jobs between a request that costs and its record
         self._idle = asyncio.Event()  # set while ``_busy`` is empty

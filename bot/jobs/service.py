@@ -229,6 +229,9 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
                 job = await self._submit(found, spec, provider)
             elif found.state is JobState.SUBMITTING:
                 job = await self._resolve_submitting(found, spec, provider)
+            if job is not None and job.provider != found.provider:  # it failed over
+                spec = get_model(job.provider, job.model)
+                provider = self._providers(job.provider)
             if job is not None and job.state is JobState.SUBMITTED:
                 job = await self._await_result(job, spec, provider)
             if job is not None and job.state is JobState.SUCCEEDED:

@@ -10,6 +10,7 @@ import time
 from bot.catalog import ModelSpec
 from bot.jobs import files as jobfiles
 from bot.jobs.core import JobCore
+from bot.jobs.failover import moves_on, reason
 from bot.jobs.types import JobUpdate, Phase
 from bot.providers.base import VideoProvider
 from bot.providers.errors import ProviderError, SubmitUncertain
@@ -24,6 +25,24 @@ RESTART_SUBMIT_MESSAGE = (
 
 class SubmitSteps(JobCore):
     async def _submit(self, job: Job, spec: ModelSpec, provider: VideoProvider) -> Job | None:
+        while True:
+            moved = await self._skip_cooling(job, spec)
+            if moved is not None:
+                job, spec, provider = moved
+            outcome = await self._submit_once(job, spec, provider)
+            if not isinstance(outcome, ProviderError):
+                return outcome
+            moved = await self._move_on(job, spec, outcome)
+            if moved is None:
+                await self._fail(job, outcome.code, outcome.user_message)
+                return None
+            job, spec, provider = moved
+
+    async def _submit_once(
+        self, job: Job, spec: ModelSpec, provider: VideoProvider
+    ) -> Job | ProviderError | None:
+        """One provider's try: the job as it stands after it, or the refusal that a
+        fallback provider may still get past (the job is still ``submitting``)."""
         async def queued(place: int) -> None:
             await self._notify(JobUpdate(job, Phase.QUEUED, position=place))
 
@@ -49,10 +68,49 @@ class SubmitSteps(JobCore):
                     fresh, spec, provider, code=exc.code, message=exc.user_message
                 )
             except ProviderError as exc:
+                if moves_on(exc):
+                    return exc
                 await self._fail(job, exc.code, exc.user_message)
                 return None
             await self._store.mark_submitted(job.id, task_id)
         return await self._store.job(job.id)
+
+    async def _skip_cooling(
+        self, job: Job, spec: ModelSpec
+    ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        """A provider that just failed every job is not tried first for a while."""
+        if not self._failover.cooling(job.provider):
+            return None
+        tried = [*job.context.get("providers_tried", []), job.provider]
+        other = self._failover.next_for(spec, tried)
+        if other is None:
+            return None
+        return await self._move(job, other, tried, f"{job.provider} is cooling down")
+
+    async def _move_on(
+        self, job: Job, spec: ModelSpec, exc: ProviderError
+    ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        self._failover.mark_down(job.provider, exc)
+        tried = [*job.context.get("providers_tried", []), job.provider]
+        other = self._failover.next_for(spec, tried)
+        if other is None:
+            return None
+        return await self._move(job, other, tried, f"{job.provider} {reason(exc)}")
+
+    async def _move(
+        self, job: Job, other: ModelSpec, tried: list[str], why: str
+    ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        if not await self._store.move_to_provider(
+                job.id, other.provider, other.id, self._failover.price(other), tried):
+            return None
+        await self._slot_freed(job)
+        log.info("job %s moves from %s to %s: %s", job.id, job.provider, other.provider, why)
+        fresh = await self._store.job(job.id)
+        if fresh is None:
+            return None
+        await self._notify(JobUpdate(
+            fresh, Phase.QUEUED, message=f"{why}; trying {other.provider} instead."))
+        return fresh, other, self._providers(other.provider)
 
     async def _wait_for_hint(self, job: Job) -> Job | None:
         """Wait (until the job's deadline) for a callback naming the provider's task."""

@@ -165,6 +165,26 @@ class JobsMixin(StoreBase):
                 await self._ledger(db, row, "commit", 0, now, cost=cost, note=code)
         return True
 
+    async def move_to_provider(
+        self, job_id: str, provider: str, model: str, price_per_second: float | None,
+        tried: list[str],
+    ) -> bool:
+        """A create the provider refused for certain (nothing was made): the job goes
+        back to ``reserved`` on another provider's equivalent model, its slot given back.
+        Its seconds stay reserved; the cost estimate follows the new provider's price."""
+        now = time.time()
+        async with self._tx() as db:
+            row = await db.one("SELECT * FROM jobs WHERE id = ?" + db.for_update, (job_id,))
+            if row is None or row["state"] not in (JobState.RESERVED, JobState.SUBMITTING):
+                return False
+            context = {**_job(row).context, "providers_tried": tried}
+            return await db.execute(
+                "UPDATE jobs SET provider = ?, model = ?, price_per_second = ?,"
+                " state = 'reserved', slot = 0, task_hint = NULL, context = ?, updated_at = ?"
+                " WHERE id = ?",
+                (provider, model, price_per_second, json.dumps(context), now, job_id),
+            ) == 1
+
     async def set_task_hint(self, job_id: str, task_id: str) -> bool:
         return await self._set(job_id, {"task_hint": task_id})
 
