@@ -3,9 +3,11 @@ the job service and the cogs together, and owns their shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.store import Store, StoreUnavailable
 from bot.web.metrics import Metrics, PrometheusMetrics
-from bot.web.server import WebhookServer
+from bot.web.server import StoredImages, WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class VideoBot(commands.AutoShardedBot):
         self.ready_once = False
         self.result_actions = ResultActions()
         self.metrics: Metrics = Metrics()  # no-op until setup_hook, and with METRICS_PORT unset
+        self.handle_sigterm = False  # run_bot: SIGTERM stops the bot cleanly
+        self._closing: asyncio.Task[None] | None = None
 
     def provider(self, name: str) -> VideoProvider:
         if name not in self._providers:
@@ -104,6 +108,7 @@ class VideoBot(commands.AutoShardedBot):
             on_callback=self._on_callback,
             health=self._health,
             public_base_url=self.settings.public_base_url,
+            images=StoredImages(self.store),
         )
         self.status_board = StatusBoard(self, self.store, status_embed)
         self.rules = RuleGate(self.store)
@@ -140,6 +145,14 @@ class VideoBot(commands.AutoShardedBot):
             await self.load_extension(extension)
         await self.jobs.start()
         await self.sync_commands()
+        if self.handle_sigterm:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self) -> None:
+        """A rolling restart: stop taking work, give the job leases back, exit."""
+        log.info("SIGTERM: stopping; unfinished jobs go to the other processes")
+        if self._closing is None:
+            self._closing = asyncio.create_task(self.close(), name="sigterm-close")
 
     async def _on_job_update(self, update: JobUpdate) -> None:
         """Job progress goes to the metrics, the member's status message and outcomes to
@@ -161,6 +174,8 @@ class VideoBot(commands.AutoShardedBot):
             "discord": self.is_ready() and not self.is_closed(),
             "shards": sorted(self.shards),
             "shard_count": self.shard_count,
+            "process": self.jobs.owner,
+            "leases": await self.jobs.leases_held(),
         }
 
     def command_payload(self) -> list[dict[str, Any]]:
@@ -220,6 +235,7 @@ def run_bot(settings: Settings) -> int:
     assert settings.discord_token is not None
     point_discord_at(settings)
     bot = VideoBot(settings)
+    bot.handle_sigterm = True
     try:
         bot.run(settings.discord_token.get_secret_value(), log_handler=None)
     except StartupError as exc:

@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(default=30.0, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # unset: no /metrics
     metrics_host: str = "0.0.0.0"
+    # Providers tried in order when PROVIDER cannot take a job (credit, key, model, outage).
+    fallback_providers: Annotated[list[ProviderName], NoDecode] = Field(default_factory=list)
 
     # Beyond the contract: tuning with safe defaults.
     sandbox_delay_s: float = Field(default=3.0, ge=0)
@@ -161,6 +163,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"the price for {key.strip()} is not a number") from None
         return prices
 
+    @field_validator("fallback_providers", mode="before")
+    @classmethod
+    def _parse_fallbacks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = [p.strip().lower() for p in value.split(",") if p.strip()]
+        for name in names:
+            if name not in ("apixo", "aivideoapi", "pixazo"):
+                raise ValueError(
+                    f"'{name}' is not a provider that makes videos; use apixo, aivideoapi "
+                    "or pixazo, comma separated")
+        if len(set(names)) != len(names):
+            raise ValueError("names a provider more than once")
+        return names
+
     @field_validator("shard_ids", mode="before")
     @classmethod
     def _parse_shard_ids(cls, value: object) -> object:
@@ -209,6 +226,12 @@ class Settings(BaseSettings):
         if self.metrics_port and self.metrics_port == self.webhook_port:
             problems.append("METRICS_PORT: must differ from WEBHOOK_PORT (metrics are never "
                             "served on the public webhook port)")
+        for fallback in self.fallback_providers:
+            if fallback == self.provider:
+                problems.append(f"FALLBACK_PROVIDERS: {fallback} is already PROVIDER")
+            elif self.api_key(fallback) is None:
+                problems.append(f"{fallback.upper()}_API_KEY: required when "
+                                f"FALLBACK_PROVIDERS names {fallback}")
         if problems:
             raise ValueError(" | ".join(problems))
         return self
@@ -216,6 +239,11 @@ class Settings(BaseSettings):
     def api_key(self, provider: str) -> str | None:
         secret: SecretStr | None = getattr(self, f"{provider}_api_key", None)
         return secret.get_secret_value() if secret is not None else None
+
+    @property
+    def provider_chain(self) -> list[str]:
+        """PROVIDER, then each fallback in order."""
+        return [self.provider, *self.fallback_providers]
 
     def base_url(self, provider: str) -> str:
         return str(getattr(self, f"{provider}_base_url"))

@@ -97,7 +97,7 @@ def job_line(job: Job, *, show_member: bool) -> str:
     if job.state in (JobState.FAILED, JobState.CANCELLED):
         state += " (refunded)" if job.charge.value == "refunded" else " (not refunded)"
     parts = [f"`{job.id[:8]}`", state, f"<t:{int(job.created_at)}:R>", f"{job.duration} s",
-             f"`{job.model}`"]
+             f"`{job.model}` on {job.provider}"]
     if show_member:
         parts.insert(1, f"<@{job.user_id}>")
     if job.message_id and job.guild_id and job.channel_id:

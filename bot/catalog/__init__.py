@@ -23,6 +23,7 @@ __all__ = [
     "Shape",
     "UnknownModel",
     "default_model",
+    "equivalent",
     "estimate_cost",
     "get_model",
     "live_models",
@@ -122,6 +123,15 @@ class UnknownModel(LookupError):
         super().__init__(
             f"model '{model}' is not offered by provider {provider}; offered: {offered}"
         )
+
+
+def equivalent(spec: ModelSpec, provider: str) -> ModelSpec | None:
+    """The same model at the same tier on another provider (same catalog id), if that
+    provider sells it: what a job may move to when its provider cannot take it."""
+    for other in MODELS:
+        if other.provider == provider and other.id == spec.id and provider != "sandbox":
+            return other
+    return None
 
 
 def models_for(provider: str) -> list[ModelSpec]:

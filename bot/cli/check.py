@@ -91,7 +91,8 @@ async def run_checks(settings: Settings, report: Report) -> bool:
         names = [p for p in PROVIDERS if p == settings.provider or settings.api_key(p)]
         results = await asyncio.gather(*(_check_provider(n, settings, session) for n in names))
         for name, (good, text) in zip(names, results, strict=True):
-            active = " (PROVIDER)" if name == settings.provider else ""
+            active = " (PROVIDER)" if name == settings.provider else (
+                " (fallback)" if name in settings.fallback_providers else "")
             line(good, f"provider {name}{active}", text)
     return ok
 

@@ -215,7 +215,7 @@ async def run_job(args: GenerateArgs, settings: Settings, progress: Progress) ->
                     image: SourceImage | None = getattr(request, key)
                     if image is None:
                         continue
-                    url = server.image_url(image.data, image.mime) if server else None
+                    url = await server.image_url(image.data, image.mime) if server else None
                     if url is None:
                         raise BadInput(
                             f"{spec.provider} fetches images by URL: set PUBLIC_BASE_URL so it "

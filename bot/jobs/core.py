@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
 
 from bot.catalog import get_model
 from bot.config import Settings
-from bot.jobs.queueing import ProviderQueue
+from bot.jobs import queueing
+from bot.jobs.failover import Failover
+from bot.jobs.leases import new_owner_id
+from bot.jobs.queueing import SlotQueue
 from bot.jobs.types import Deliver, JobUpdate, OnUpdate, Phase
 from bot.providers.base import VideoProvider
 from bot.store import Job, Store
@@ -49,27 +53,50 @@ class JobCore:
         self._work_dir = work_dir
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
-        self._queues: dict[str, ProviderQueue] = {}
+        self._queues: dict[str, SlotQueue] = {}
         self._secret = b""
         self._sweeper: asyncio.Task[None] | None = None
+        self._failover = Failover(settings)
+        self.owner = new_owner_id()  # this process, as named on the job leases it holds
+        self._busy: set[str] = set()  # jobs between a request that costs and its record
+        self._idle = asyncio.Event()  # set while ``_busy`` is empty
+        self._idle.set()
 
     def token_for(self, job_id: str) -> str:
         """The job's callback secret: derived, so it is never stored in plain text."""
         digest = hmac.new(self._secret, job_id.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def _queue(self, job: Job) -> ProviderQueue:
+    def _queue(self, job: Job) -> SlotQueue:
         key = f"{job.provider}/{job.model}"
         if key not in self._queues:
             try:
                 limit = get_model(job.provider, job.model).max_concurrent
             except LookupError:
                 limit = 1
-            self._queues[key] = ProviderQueue(limit)
+            self._queues[key] = SlotQueue(self._store, job.provider, job.model, limit)
         return self._queues[key]
 
-    def _release(self, job: Job) -> None:
-        self._queue(job).release(job.id)
+    async def _slot_freed(self, job: Job) -> None:
+        """The job gave its provider slot back (the store clears it with the state that
+        ends it): wake the queue here and in every peer process."""
+        self._queue(job).kick()
+        try:
+            await self._store.notify(queueing.CHANNEL, f"{job.provider}/{job.model}")
+        except Exception:
+            log.warning("could not tell other processes that a slot came free", exc_info=True)
+
+    @contextlib.contextmanager
+    def _critical(self, job_id: str) -> Iterator[None]:
+        """A step a stopping process lets finish (a create POST, a post to Discord)."""
+        self._busy.add(job_id)
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy.discard(job_id)
+            if not self._busy:
+                self._idle.set()
 
     def _callbacks_on(self) -> bool:
         return self._webhook is not None and self._webhook.public_base_url is not None
@@ -81,8 +108,8 @@ class JobCore:
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         """Fail and refund, exactly once; tell the member."""
-        self._release(job)
         if await self._store.fail_job(job.id, code, message):
+            await self._slot_freed(job)
             log.info("job %s failed (%s); %d s refunded", job.id, code, job.seconds)
             self._drop_image(job)
             (self._work_dir / "videos" / f"{job.id}.mp4").unlink(missing_ok=True)

@@ -38,10 +38,11 @@ class DeliverySteps(JobCore):
                              f"{exc.user_message}")
             return
         await self._notify(JobUpdate(job, Phase.POSTING))
-        message_id = await self._post_with_retries(job, path, info)
-        if message_id is None:
-            return
-        await self._store.mark_delivered(job.id, message_id)
+        with self._critical(job.id):  # a stopping process lets the post finish
+            message_id = await self._post_with_retries(job, path, info)
+            if message_id is None:
+                return
+            await self._store.mark_delivered(job.id, message_id)
         path.unlink(missing_ok=True)  # the source image stays for Retry until swept
         done = await self._store.job(job.id)
         if done is not None:

@@ -26,9 +26,9 @@ async def build_request(
 ) -> GenerationRequest:
     """The provider request for a stored job; the images are handed over as the model
     wants them (the bot's own URL when public, else the attachment's URL, or inline)."""
-    image = await _kept(job.image_path, job.context.get("image_url"), spec, webhook)
-    end = await _kept(job.context.get("end_image_path"), job.context.get("end_image_url"),
-                      spec, webhook)
+    image = await _kept(job.id, job.image_path, job.context.get("image_url"), spec, webhook)
+    end = await _kept(job.id, job.context.get("end_image_path"),
+                      job.context.get("end_image_url"), spec, webhook)
     extras = job.context.get("options") or {}
     negative, seed = extras.get("negative_prompt"), extras.get("seed")
     return GenerationRequest(
@@ -43,7 +43,8 @@ async def build_request(
 
 
 async def _kept(
-    path: str | None, fallback_url: str | None, spec: ModelSpec, webhook: WebhookServer | None
+    job_id: str, path: str | None, fallback_url: str | None, spec: ModelSpec,
+    webhook: WebhookServer | None,
 ) -> SourceImage | None:
     if not path:
         return None
@@ -54,7 +55,7 @@ async def _kept(
         raise ProviderError("The source image was lost; please ask again.") from None
     url: str | None = None
     if spec.image.transport == "url":
-        url = webhook.image_url(data, info.mime) if webhook else None
+        url = await webhook.image_url(data, info.mime, job_id) if webhook else None
         url = url or fallback_url
         if not url:
             raise ProviderError("The image could not be handed to the provider.")

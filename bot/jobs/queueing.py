@@ -1,54 +1,127 @@
-"""A first-come queue per provider model, bounded by the catalog's concurrency limit."""
+"""A first-come queue per provider model, bounded by the catalog's concurrency limit.
+
+The slots live in the database (``Store.take_slot``): a slot is a flag on the job's own
+row, taken under the model's lock, so the limit holds across every process sharing the
+database and a slot is never lost with a process's memory (a job taken over by a peer
+keeps it; a job that ends gives it back in the same transaction).
+
+Each process keeps one dispatcher task per model with a queue of its waiting jobs: only
+the oldest waiter asks the database for a slot, so a thousand waiting jobs cost one query
+per free slot, not a thousand. It wakes when a slot is given back here, when a peer says
+so (``slots`` notifications), and at least every ``POLL_S`` seconds.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "bot_slots"
+POLL_S = 1.0
+POSITIONS_EVERY_S = 2.0
+
+OnPosition = Callable[[int], Awaitable[None]]
 
 
-class ProviderQueue:
-    def __init__(self, limit: int) -> None:
-        self.limit = max(1, limit)
-        self._active: set[str] = set()
-        self._waiting: OrderedDict[str, asyncio.Future[None]] = OrderedDict()
+class SlotQueue:
+    """The waiting jobs of one provider model in this process."""
 
-    def position(self, job_id: str) -> int | None:
-        """1 for the next job to go, None when the job is not waiting."""
-        for index, key in enumerate(self._waiting, start=1):
-            if key == job_id:
-                return index
-        return None
+    def __init__(self, store: Store, provider: str, model: str, limit: int) -> None:
+        self._store = store
+        self.provider, self.model, self.limit = provider, model, max(1, limit)
+        self._waiters: dict[str, tuple[asyncio.Future[None], OnPosition | None]] = {}
+        self._positions: dict[str, int] = {}
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._positions_at = 0.0
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return len(self._waiters)
 
-    def occupy(self, job_id: str) -> None:
-        """Count a job that is already at the provider (resumed after a restart)."""
-        self._active.add(job_id)
+    def position(self, job_id: str) -> int | None:
+        """The job's last known place in the queue (1: next), None when not waiting."""
+        return self._positions.get(job_id) if job_id in self._waiters else None
 
-    async def acquire(self, job_id: str) -> None:
-        if job_id in self._active:
-            return
-        if len(self._active) < self.limit and not self._waiting:
-            self._active.add(job_id)
+    def kick(self) -> None:
+        """A slot may have come free: let the oldest waiter ask."""
+        self._kick.set()
+
+    async def acquire(self, job_id: str, on_position: OnPosition | None = None) -> None:
+        """Return once the job holds a slot. Cancelling leaves nothing behind: a slot the
+        job was just given stays on its row, where ending the job gives it back."""
+        # Asked once on the way in: a job resumed here may hold its slot already, and with
+        # nobody ahead of it (in any process) a free slot is its own.
+        if await self._store.take_slot(job_id, self.limit):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting[job_id] = future
+        self._waiters[job_id] = (future, on_position)
+        self._kick.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._dispatch(), name=f"slots-{self.model}")
         try:
             await future
-        except asyncio.CancelledError:
-            if self._waiting.pop(job_id, None) is None and future.done():
-                # The slot was handed to us just as we were cancelled: pass it on.
-                self.release(job_id)
-            raise
+        finally:
+            self._waiters.pop(job_id, None)
+            self._positions.pop(job_id, None)
 
-    def release(self, job_id: str) -> None:
-        self._active.discard(job_id)
-        self._waiting.pop(job_id, None)
-        while self._waiting and len(self._active) < self.limit:
-            next_id, future = self._waiting.popitem(last=False)
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _dispatch(self) -> None:
+        while self._waiters:
+            self._kick.clear()
+            try:
+                await self._grant()
+                await self._tell_positions()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("provider queue for %s/%s failed; retrying", self.provider,
+                              self.model)
+            if not self._waiters:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), POLL_S)
+
+    async def _grant(self) -> None:
+        for job_id in list(self._waiters):
+            entry = self._waiters.get(job_id)
+            if entry is None:
+                continue
+            future, _ = entry
             if future.done():
                 continue
-            self._active.add(next_id)
-            future.set_result(None)
+            if not await self._store.take_slot(job_id, self.limit):
+                return  # the oldest still waits: so do the younger
+            if not future.done():
+                future.set_result(None)
+
+    async def _tell_positions(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._waiters or (not force and now - self._positions_at < POSITIONS_EVERY_S
+                                 and all(j in self._positions for j in self._waiters)):
+            return
+        self._positions_at = now
+        order = await self._store.waiting_jobs(self.provider, self.model)
+        places = {job_id: index for index, job_id in enumerate(order, start=1)}
+        for job_id, (_, on_position) in list(self._waiters.items()):
+            place = places.get(job_id)
+            if place is None or self._positions.get(job_id) == place:
+                continue
+            self._positions[job_id] = place
+            if on_position is not None:
+                try:
+                    await on_position(place)
+                except Exception:
+                    log.exception("queue position update for job %s failed", job_id)

@@ -46,12 +46,12 @@ class ResultSteps(JobCore):
         except ProviderError as exc:  # TimedOut included: the job's deadline passed
             await self._fail(job, exc.code, exc.user_message)
             return None
-        self._release(job)
         if status.state is TaskState.FAILED or not status.video_urls:
             await self._fail(
                 job, status.error_code or "failed",
                 status.error_message or "The provider could not make this video.",
             )
             return None
-        await self._store.mark_succeeded(job.id, status.video_urls[0])
+        await self._store.mark_succeeded(job.id, status.video_urls[0])  # gives the slot back
+        await self._slot_freed(job)
         return await self._store.job(job.id)

@@ -11,6 +11,7 @@ recovery, requests, cancelling, callbacks and the sweep of old working files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -19,7 +20,9 @@ from pathlib import Path
 
 from bot.catalog import get_model
 from bot.jobs import files as jobfiles
+from bot.jobs import queueing
 from bot.jobs.deliver import DeliverySteps
+from bot.jobs.leases import RELEASED, LeaseKeeper
 from bot.jobs.result import ResultSteps
 from bot.jobs.submit import SubmitSteps
 from bot.jobs.types import JobUpdate, Phase
@@ -32,25 +35,44 @@ log = logging.getLogger(__name__)
 # Source images are kept this long for the Retry button, then swept away.
 KEEP_FILES_S = 24 * 3600
 SWEEP_EVERY_S = 3600
+# A stopping process lets a create request or a post in flight finish for this long.
+STOP_GRACE_S = 5.0
+WAKE = "bot_wake"  # a callback for a job: the payload is the job id
 
 class JobService(SubmitSteps, ResultSteps, DeliverySteps):
+    _keeper: LeaseKeeper | None = None
+
     async def start(self) -> None:
-        """Load the callback secret and resume every unfinished job."""
+        """Load the callback secret, resume the unfinished jobs nobody else holds and keep
+        this process's leases (see ``bot.jobs.leases``)."""
         secret = await self._store.meta_setdefault("callback_secret", secrets.token_hex(32))
         self._secret = bytes.fromhex(secret)
         for sub in ("images", "videos"):
             (self._work_dir / sub).mkdir(parents=True, exist_ok=True)
-        jobs = await self._store.unfinished_jobs()
-        for job in jobs:
-            if job.state in (JobState.SUBMITTED, JobState.SUCCEEDED):
-                self._queue(job).occupy(job.id)
-        for job in jobs:
-            log.info("resuming job %s in state %s", job.id, job.state)
-            self._spawn(job.id)
+        self._keeper = LeaseKeeper(
+            self._store, self.owner, self._settings.job_lease_s,
+            running=lambda: set(self._tasks), take=self._spawn, lost=self._lose,
+        )
+        await self._store.listen(WAKE, self._woken)
+        await self._store.listen(queueing.CHANNEL, self._slots_freed_elsewhere)
+        await self._store.listen(RELEASED, lambda _payload: self._keeper_kick())
+        if self._store.dialect == "sqlite":
+            await self._store.release_every_lease()  # one process per file: all ours now
+        taken = await self._keeper.scan()
+        if taken:
+            log.info("resumed %d unfinished job(s)", taken)
+        self._keeper.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="job-file-sweeper")
 
-    async def stop(self) -> None:
-        """Stop waiting; every job stays in the database and resumes at the next start."""
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop taking work, let a create request or a post in flight finish (for up to
+        ``grace_s``), stop every job and give the leases back, so a peer process takes
+        the jobs over at once; alone, the next start resumes them."""
+        if self._keeper is not None:
+            await self._keeper.stop()
+        if self._busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace_s)
         tasks = list(self._tasks.values())
         if self._sweeper is not None:
             tasks.append(self._sweeper)
@@ -59,6 +81,41 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        for queue in self._queues.values():
+            await queue.close()
+        if self._keeper is not None:
+            self._keeper = None
+            try:
+                released = await self._store.release_leases(self.owner)
+                if released:
+                    await self._store.notify(RELEASED, self.owner)
+                    log.info("gave %d job lease(s) back", released)
+            except Exception:
+                log.warning("could not give the job leases back; they expire in %.0f s",
+                            self._settings.job_lease_s, exc_info=True)
+
+    def _keeper_kick(self) -> None:
+        if self._keeper is not None:
+            self._keeper.kick()
+
+    def _woken(self, job_id: str) -> None:
+        event = self._wake.get(job_id)
+        if event is not None:
+            event.set()
+
+    def _slots_freed_elsewhere(self, key: str) -> None:
+        queue = self._queues.get(key)
+        if queue is not None:
+            queue.kick()
+
+    async def _lose(self, job_id: str) -> None:
+        """A peer holds this job's lease now: stop working on it here."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+
+    async def leases_held(self) -> int:
+        return await self._store.leases_held(self.owner)
 
     async def drain(self, within_s: float) -> bool:
         """Wait until no job is running (tests, command-line use)."""
@@ -84,6 +141,8 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
                 if end_image.url:
                     context["end_image_url"] = end_image.url
             new = new.model_copy(update={"image_path": str(path), "context": context})
+        new = new.model_copy(update={
+            "owner": self.owner, "lease_until": time.time() + self._settings.job_lease_s})
         try:
             job, _ = await self._store.reserve(
                 new, quota, job_id=job_id, token=self.token_for(job_id)
@@ -97,6 +156,7 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         return job
 
     def position(self, job: Job) -> int | None:
+        """The job's last known place in its model's queue (1: next), None if not waiting."""
         return self._queue(job).position(job.id)
 
     async def cancel(self, job_id: str, reason: str) -> tuple[Job | None, bool]:
@@ -122,7 +182,7 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         task = self._tasks.get(job_id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-        self._release(job)
+        await self._slot_freed(job)
         job = await self._store.job(job_id)
         if job is not None:
             await self._notify(JobUpdate(job, Phase.CANCELLED, message=reason, refunded=refund))
@@ -140,6 +200,8 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         event = self._wake.get(job.id)
         if event is not None:
             event.set()
+        else:  # the job runs in another process (or none yet): wake it wherever it is
+            await self._store.notify(WAKE, job.id)
         return True
 
     def _spawn(self, job_id: str) -> None:
@@ -167,6 +229,9 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
                 job = await self._submit(found, spec, provider)
             elif found.state is JobState.SUBMITTING:
                 job = await self._resolve_submitting(found, spec, provider)
+            if job is not None and job.provider != found.provider:  # it failed over
+                spec = get_model(job.provider, job.model)
+                provider = self._providers(job.provider)
             if job is not None and job.state is JobState.SUBMITTED:
                 job = await self._await_result(job, spec, provider)
             if job is not None and job.state is JobState.SUCCEEDED:

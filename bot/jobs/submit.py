@@ -10,10 +10,11 @@ import time
 from bot.catalog import ModelSpec
 from bot.jobs import files as jobfiles
 from bot.jobs.core import JobCore
+from bot.jobs.failover import moves_on, reason
 from bot.jobs.types import JobUpdate, Phase
 from bot.providers.base import VideoProvider
 from bot.providers.errors import ProviderError, SubmitUncertain
-from bot.store import Job, JobState
+from bot.store import Job
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +25,41 @@ RESTART_SUBMIT_MESSAGE = (
 
 class SubmitSteps(JobCore):
     async def _submit(self, job: Job, spec: ModelSpec, provider: VideoProvider) -> Job | None:
-        queue = self._queue(job)
-        waiting = asyncio.create_task(queue.acquire(job.id))
-        await asyncio.sleep(0)
-        if not waiting.done():
-            await self._notify(JobUpdate(job, Phase.QUEUED, position=queue.position(job.id)))
-        await waiting
-        try:
-            try:
-                request = await jobfiles.build_request(job, spec, self._webhook)
-            except ProviderError as exc:
-                await self._fail(job, exc.code, exc.user_message)
+        while True:
+            moved = await self._skip_cooling(job, spec)
+            if moved is not None:
+                job, spec, provider = moved
+            outcome = await self._submit_once(job, spec, provider)
+            if not isinstance(outcome, ProviderError):
+                return outcome
+            moved = await self._move_on(job, spec, outcome)
+            if moved is None:
+                await self._fail(job, outcome.code, outcome.user_message)
                 return None
-            if not await self._store.mark_submitting(job.id):
-                self._release(job)
-                return await self._store.job(job.id)
-            await self._notify(JobUpdate(job, Phase.SUBMITTING))
-            callback = self._webhook.callback_url(job.provider, self.token_for(job.id)) \
-                if self._webhook else None
+            job, spec, provider = moved
+
+    async def _submit_once(
+        self, job: Job, spec: ModelSpec, provider: VideoProvider
+    ) -> Job | ProviderError | None:
+        """One provider's try: the job as it stands after it, or the refusal that a
+        fallback provider may still get past (the job is still ``submitting``)."""
+        async def queued(place: int) -> None:
+            await self._notify(JobUpdate(job, Phase.QUEUED, position=place))
+
+        # The slot is a flag on the job's row: cancelling here (a stopping process) leaves
+        # it with the job for whoever resumes it, and ending the job gives it back.
+        await self._queue(job).acquire(job.id, queued)
+        try:
+            request = await jobfiles.build_request(job, spec, self._webhook)
+        except ProviderError as exc:
+            await self._fail(job, exc.code, exc.user_message)
+            return None
+        if not await self._store.mark_submitting(job.id):
+            return await self._store.job(job.id)  # cancelled meanwhile
+        await self._notify(JobUpdate(job, Phase.SUBMITTING))
+        callback = self._webhook.callback_url(job.provider, self.token_for(job.id)) \
+            if self._webhook else None
+        with self._critical(job.id):
             try:
                 task_id = await provider.submit(spec, request, callback)
             except SubmitUncertain as exc:
@@ -50,15 +68,49 @@ class SubmitSteps(JobCore):
                     fresh, spec, provider, code=exc.code, message=exc.user_message
                 )
             except ProviderError as exc:
+                if moves_on(exc):
+                    return exc
                 await self._fail(job, exc.code, exc.user_message)
                 return None
             await self._store.mark_submitted(job.id, task_id)
-            return await self._store.job(job.id)
-        except BaseException:
-            current = await asyncio.shield(self._store.job(job.id))
-            if current is None or current.state is not JobState.SUBMITTED:
-                self._release(job)
-            raise
+        return await self._store.job(job.id)
+
+    async def _skip_cooling(
+        self, job: Job, spec: ModelSpec
+    ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        """A provider that just failed every job is not tried first for a while."""
+        if not self._failover.cooling(job.provider):
+            return None
+        tried = [*job.context.get("providers_tried", []), job.provider]
+        other = self._failover.next_for(spec, tried)
+        if other is None:
+            return None
+        return await self._move(job, other, tried, f"{job.provider} is cooling down")
+
+    async def _move_on(
+        self, job: Job, spec: ModelSpec, exc: ProviderError
+    ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        self._failover.mark_down(job.provider, exc)
+        tried = [*job.context.get("providers_tried", []), job.provider]
+        other = self._failover.next_for(spec, tried)
+        if other is None:
+            return None
+        return await self._move(job, other, tried, f"{job.provider} {reason(exc)}")
+
+    async def _move(
+        self, job: Job, other: ModelSpec, tried: list[str], why: str
+    ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        if not await self._store.move_to_provider(
+                job.id, other.provider, other.id, self._failover.price(other), tried):
+            return None
+        await self._slot_freed(job)
+        log.info("job %s moves from %s to %s: %s", job.id, job.provider, other.provider, why)
+        fresh = await self._store.job(job.id)
+        if fresh is None:
+            return None
+        await self._notify(JobUpdate(
+            fresh, Phase.QUEUED, message=f"{why}; trying {other.provider} instead."))
+        return fresh, other, self._providers(other.provider)
 
     async def _wait_for_hint(self, job: Job) -> Job | None:
         """Wait (until the job's deadline) for a callback naming the provider's task."""
@@ -103,7 +155,6 @@ class SubmitSteps(JobCore):
                 status = None
             if status is not None:
                 log.info("job %s: adopted task %s named by a callback", job.id, job.task_hint)
-                self._queue(job).occupy(job.id)
                 await self._store.mark_submitted(job.id, job.task_hint)
                 return await self._store.job(job.id)
         await self._fail(job, code, message)

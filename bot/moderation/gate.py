@@ -3,13 +3,15 @@
 ``RuleGate.admit`` reads the guild's rules and the member's record in one transaction and
 checks them (in a worker thread when the guild has patterns, so a slow pattern cannot stall
 the event loop). It holds a lock per member until the caller has reserved the job, so two
-quick requests cannot both slip under a cooldown or a per-member limit.
+quick requests cannot both slip under a cooldown or a per-member limit, also when they
+land on two processes sharing one database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,10 +22,15 @@ from bot.moderation.policy import BlockEntry, EntryKind
 from bot.moderation.rules import RequestFacts, check_request
 from bot.store import Store
 
+# The per-member lock in the database outlives a crashed holder by at most this long.
+MEMBER_LOCK_S = 30.0
+MEMBER_LOCK_WAIT_S = 10.0
+
 
 class RuleGate:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._owner = uuid.uuid4().hex  # this process, as the member locks name it
         self._locks: weakref.WeakValueDictionary[tuple[int, int], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -47,11 +54,27 @@ class RuleGate:
 
     @asynccontextmanager
     async def admit(self, facts: RequestFacts, now: float | None = None) -> AsyncIterator[None]:
-        """Check the rules, then hold the member's lock while the caller reserves."""
+        """Check the rules, then hold the member's lock while the caller reserves: in this
+        process, and in the database so that processes sharing it take turns too."""
         lock = self._lock(facts.guild_id, facts.user_id)
-        async with lock:
+        async with lock, self._member_lock(facts.guild_id, facts.user_id):
             await self.check(facts, now)
             yield
+
+    @asynccontextmanager
+    async def _member_lock(self, guild_id: int, user_id: int) -> AsyncIterator[None]:
+        deadline = time.monotonic() + MEMBER_LOCK_WAIT_S
+        delay = 0.02
+        while not await self._store.lock_member(guild_id, user_id, self._owner, MEMBER_LOCK_S):
+            if time.monotonic() > deadline:
+                raise Refusal("Your previous request is still being checked; please try "
+                              "again in a moment.")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        try:
+            yield
+        finally:
+            await asyncio.shield(self._store.unlock_member(guild_id, user_id, self._owner))
 
     async def add_term(
         self, guild_id: int, kind: EntryKind, term: str, by_user: int | None

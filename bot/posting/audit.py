@@ -49,7 +49,8 @@ def request_line(job: Job) -> str:
     return _parts(
         f"🎬 request `{job.id[:8]}`", f"<@{job.user_id}>",
         f"<#{job.channel_id}>" if job.channel_id else None,
-        f"`{job.model}`", f"{job.seconds} s", money(job.cost), excerpt(job.prompt),
+        f"`{job.model}` on {job.provider}", f"{job.seconds} s", money(job.cost),
+        excerpt(job.prompt),
     )
 
 
@@ -82,7 +83,8 @@ def outcome_line(update: JobUpdate) -> str | None:
         cost = f"{job.seconds} s refunded" if refunded else f"not refunded, {money(job.cost)}"
         if update.message:
             result = _short(update.message, REASON_CHARS)
-    return _parts(f"{head[update.phase]} `{job.id[:8]}`", f"<@{job.user_id}>", f"`{job.model}`",
+    return _parts(f"{head[update.phase]} `{job.id[:8]}`", f"<@{job.user_id}>",
+                  f"`{job.model}` on {job.provider}",
                   f"{job.seconds} s", cost, result)
 
 

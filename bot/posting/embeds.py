@@ -70,7 +70,8 @@ def phase_line(update: JobUpdate) -> str:
 
 def options_line(job: Job) -> str:
     mode = "image → video" if job.mode == "image-to-video" else "text → video"
-    return f"`{job.model}` · {job.duration} s · {job.orientation} · {mode}"
+    return (f"`{job.model}` on {job.provider} · {job.duration} s · {job.orientation} · "
+            f"{mode}")
 
 
 def status_embed(update: JobUpdate, *, now: float | None = None) -> discord.Embed:
@@ -101,7 +102,7 @@ def status_embed(update: JobUpdate, *, now: float | None = None) -> discord.Embe
 
 def result_embed(job: Job, info: VideoInfo) -> discord.Embed:
     embed = discord.Embed(description=shorten(job.prompt, 350), colour=discord.Colour.green())
-    embed.add_field(name="Model", value=f"`{job.model}`", inline=True)
+    embed.add_field(name="Model", value=f"`{job.model}` on {job.provider}", inline=True)
     embed.add_field(name="Length", value=f"{info.duration_s:.0f} s", inline=True)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
     if job.provider == "sandbox":

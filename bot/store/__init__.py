@@ -6,6 +6,7 @@ from bot.store.backend import StoreUnavailable
 from bot.store.base import GuildQuota
 from bot.store.charts import ChartsMixin
 from bot.store.jobs import JobsMixin
+from bot.store.leases import LeasesMixin
 from bot.store.migrate import migrations, split_sql
 from bot.store.models import TERMINAL, UNFINISHED, Charge, Job, JobState, LedgerRow, NewJob
 from bot.store.moderation import DELETED_PROMPT, ModerationMixin
@@ -18,5 +19,6 @@ __all__ = [
 ]
 
 
-class Store(JobsMixin, QuotaMixin, ModerationMixin, ChartsMixin):
-    """All persistence: jobs, quotas, the quota ledger, moderation and a key/value table."""
+class Store(JobsMixin, LeasesMixin, QuotaMixin, ModerationMixin, ChartsMixin):
+    """All persistence: jobs, leases and slots, quotas, the quota ledger, moderation, chart
+    figures and a key/value table."""

@@ -13,7 +13,7 @@ every process and connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from enum import IntEnum
 from typing import Any, Literal, Protocol
@@ -32,6 +32,7 @@ class LockSpace(IntEnum):
 
     QUOTA = 1  # one guild's reservations
     GUILD_SETTINGS = 2  # one guild's moderation settings and blocklist
+    SLOTS = 3  # one provider model's concurrent-task slots
 
 
 class Tx(Protocol):
@@ -55,9 +56,19 @@ class Tx(Protocol):
         ...
 
 
+Listener = Callable[[str], None]
+
+
 class Backend(Protocol):
     dialect: Dialect
     description: str  # where the data lives, without secrets (for logs and health)
+
+    async def listen(self, channel: str, listener: Listener) -> None:
+        """Call ``listener(payload)`` for every ``notify`` on ``channel``, from any
+        process sharing the database (PostgreSQL LISTEN) or this one (SQLite)."""
+        ...
+
+    async def notify(self, channel: str, payload: str) -> None: ...
 
     def transaction(self, write: bool = True) -> AbstractAsyncContextManager[Tx]: ...
 

@@ -114,8 +114,10 @@ class JobsMixin(StoreBase):
             ) == 1
 
     async def mark_succeeded(self, job_id: str, video_url: str) -> bool:
+        # A finished render no longer occupies the provider: its slot goes with it.
         return await self._set(
-            job_id, {"state": JobState.SUCCEEDED, "video_url": video_url}, [JobState.SUBMITTED]
+            job_id, {"state": JobState.SUCCEEDED, "video_url": video_url, "slot": 0},
+            [JobState.SUBMITTED],
         )
 
     async def mark_delivered(self, job_id: str, message_id: int | None) -> bool:
@@ -146,7 +148,8 @@ class JobsMixin(StoreBase):
             if charge == Charge.RESERVED:
                 charge = Charge.REFUNDED if refund else Charge.COMMITTED
             sets: dict[str, Any] = {"state": state, "charge": charge, "finished_at": now,
-                                    "updated_at": now}
+                                    "updated_at": now, "slot": 0, "owner": None,
+                                    "lease_until": None}
             if code is not None:
                 sets |= {"error_code": code, "error_message": message}
             if message_id is not None:
@@ -161,6 +164,26 @@ class JobsMixin(StoreBase):
                 cost = job_cost(row["seconds"], row["price_per_second"])
                 await self._ledger(db, row, "commit", 0, now, cost=cost, note=code)
         return True
+
+    async def move_to_provider(
+        self, job_id: str, provider: str, model: str, price_per_second: float | None,
+        tried: list[str],
+    ) -> bool:
+        """A create the provider refused for certain (nothing was made): the job goes
+        back to ``reserved`` on another provider's equivalent model, its slot given back.
+        Its seconds stay reserved; the cost estimate follows the new provider's price."""
+        now = time.time()
+        async with self._tx() as db:
+            row = await db.one("SELECT * FROM jobs WHERE id = ?" + db.for_update, (job_id,))
+            if row is None or row["state"] not in (JobState.RESERVED, JobState.SUBMITTING):
+                return False
+            context = {**_job(row).context, "providers_tried": tried}
+            return await db.execute(
+                "UPDATE jobs SET provider = ?, model = ?, price_per_second = ?,"
+                " state = 'reserved', slot = 0, task_hint = NULL, context = ?, updated_at = ?"
+                " WHERE id = ?",
+                (provider, model, price_per_second, json.dumps(context), now, job_id),
+            ) == 1
 
     async def set_task_hint(self, job_id: str, task_id: str) -> bool:
         return await self._set(job_id, {"task_hint": task_id})
@@ -242,13 +265,13 @@ def reserve_steps(
     row = yield steps.one(
         "INSERT INTO jobs (id, token_hash, guild_id, channel_id, user_id, provider, model,"
         " mode, prompt, duration, orientation, image_path, state, charge, seconds,"
-        " price_per_second, context, created_at, updated_at)"
+        " price_per_second, context, created_at, updated_at, owner, lease_until)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', 'reserved',"
-        " ?, ?, ?, ?, ?) RETURNING *",
+        " ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         (job_id, token_hash, new.guild_id, new.channel_id, new.user_id,
          str(new.provider), str(new.model), str(new.mode), new.prompt, new.duration,
          str(new.orientation), new.image_path, new.seconds, new.price_per_second,
-         json.dumps(new.context), now, now),
+         json.dumps(new.context), now, now, new.owner, new.lease_until),
     )
     assert row is not None
     yield from ledger_steps(row, "reserve", new.seconds, now)

@@ -56,6 +56,9 @@ class NewJob(BaseModel):
     seconds: int = Field(ge=0)
     price_per_second: float | None = None
     context: dict[str, Any] = Field(default_factory=dict)
+    # The process that will run the job holds its lease from the start.
+    owner: str | None = None
+    lease_until: float | None = None
 
     _path = field_validator("image_path", mode="before")(_path_str)
 
@@ -93,6 +96,9 @@ class Job(BaseModel):
     submitted_at: float | None
     finished_at: float | None
     prompt_deleted_at: float | None = None  # /forget-me replaced the prompt
+    owner: str | None = None  # the process holding the job's lease
+    lease_until: float | None = None
+    slot: int = 0  # 1 while the job holds one of its model's concurrent-task slots
 
     @property
     def terminal(self) -> bool:

@@ -23,7 +23,15 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from bot.store import migrate, steps
-from bot.store.backend import Dialect, LockSpace, Row, StoreUnavailable, dollar_params, plain_args
+from bot.store.backend import (
+    Dialect,
+    Listener,
+    LockSpace,
+    Row,
+    StoreUnavailable,
+    dollar_params,
+    plain_args,
+)
 from bot.store.batch import Outcome
 from bot.store.steps import Steps
 
@@ -113,6 +121,8 @@ class PostgresBackend:
         self.pool = pool
         self.description = f"PostgreSQL {where(url)}"
         self._closed = False
+        self._url = url
+        self._listen_conn: asyncpg.Connection | None = None
 
     @classmethod
     async def connect(cls, url: str, *, pool_size: int = POOL_SIZE) -> PostgresBackend:
@@ -125,9 +135,27 @@ class PostgresBackend:
             raise StoreUnavailable(describe_connect_error(exc, url)) from None
         return cls(pool, url)
 
+    async def listen(self, channel: str, listener: Listener) -> None:
+        """LISTEN on a connection of its own (a pooled one would be handed to others)."""
+        if self._listen_conn is None:
+            try:
+                self._listen_conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    ValueError) as exc:
+                raise StoreUnavailable(describe_connect_error(exc, self._url)) from None
+        await self._listen_conn.add_listener(
+            channel, lambda _conn, _pid, _channel, payload: listener(str(payload))
+        )
+
+    async def notify(self, channel: str, payload: str) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._listen_conn is not None:
+                await self._listen_conn.close()
             await self.pool.close()
 
     @asynccontextmanager

@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from bot.store import migrate
-from bot.store.backend import Dialect, LockSpace, Row, plain_args
+from bot.store.backend import Dialect, Listener, LockSpace, Row, plain_args
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class SQLiteBackend:
         self.description = f"SQLite file {path}"
         self._lock = asyncio.Lock()
         self._closed = False
+        # One process owns a SQLite file: notifications stay in this process.
+        self._listeners: dict[str, list[Listener]] = {}
 
     @classmethod
     async def connect(cls, path: Path) -> SQLiteBackend:
@@ -81,6 +83,13 @@ class SQLiteBackend:
             await db.close()
             raise
         return cls(db, path)
+
+    async def listen(self, channel: str, listener: Listener) -> None:
+        self._listeners.setdefault(channel, []).append(listener)
+
+    async def notify(self, channel: str, payload: str) -> None:
+        for listener in list(self._listeners.get(channel, ())):
+            listener(payload)
 
     async def close(self) -> None:
         if not self._closed:

@@ -22,9 +22,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
+
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +182,14 @@ class _ConnectionGuard:
             conn.drop()
 
 
+class ImageStore(Protocol):
+    """Where the images a provider fetches by URL are kept while it may fetch them."""
+
+    async def put(self, name: str, data: bytes, mime: str, job_id: str | None) -> None: ...
+
+    async def get(self, name: str) -> tuple[bytes, str] | None: ...
+
+
 @dataclass
 class _ShelvedImage:
     data: bytes
@@ -188,26 +198,41 @@ class _ShelvedImage:
 
 
 class ImageShelf:
-    """Images served at unguessable paths for as long as a provider may fetch them."""
+    """In this process's memory (the command line's one job); bounded in time and count.
+    The bot keeps them in its database instead, so any process serves them."""
 
-    def __init__(self) -> None:
+    def __init__(self, ttl_s: float = IMAGE_TTL_S, max_items: int = 100) -> None:
         self._items: dict[str, _ShelvedImage] = {}
+        self._ttl_s, self._max_items = ttl_s, max_items
 
-    def put(self, data: bytes, mime: str, ttl_s: float = IMAGE_TTL_S) -> str:
+    async def put(self, name: str, data: bytes, mime: str, job_id: str | None) -> None:
         self._expire()
-        ext = {"image/png": "png", "image/webp": "webp"}.get(mime, "jpg")
-        name = f"{secrets.token_urlsafe(24)}.{ext}"
-        self._items[name] = _ShelvedImage(data, mime, time.time() + ttl_s)
-        return name
+        while len(self._items) >= self._max_items:
+            del self._items[next(iter(self._items))]
+        self._items[name] = _ShelvedImage(data, mime, time.time() + self._ttl_s)
 
-    def get(self, name: str) -> _ShelvedImage | None:
+    async def get(self, name: str) -> tuple[bytes, str] | None:
         self._expire()
-        return self._items.get(name)
+        item = self._items.get(name)
+        return None if item is None else (item.data, item.mime)
 
     def _expire(self) -> None:
         now = time.time()
         for key in [k for k, v in self._items.items() if v.expires_at < now]:
             del self._items[key]
+
+
+class StoredImages:
+    """In the database: any process serves them, and they survive a restart."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def put(self, name: str, data: bytes, mime: str, job_id: str | None) -> None:
+        await self._store.put_image(name, data, mime, job_id)
+
+    async def get(self, name: str) -> tuple[bytes, str] | None:
+        return await self._store.get_image(name)
 
 
 class WebhookServer:
@@ -219,6 +244,7 @@ class WebhookServer:
         on_callback: CallbackHandler,
         health: HealthCheck,
         public_base_url: str | None = None,
+        images: ImageStore | None = None,
         header_timeout_s: float = HEADER_TIMEOUT_S,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
@@ -226,7 +252,7 @@ class WebhookServer:
         self.public_base_url = public_base_url
         self._on_callback = on_callback
         self._health = health
-        self.images = ImageShelf()
+        self.images: ImageStore = images if images is not None else ImageShelf()
         self._header_timeout_s = header_timeout_s
         self._max_connections = max_connections
         self._runner: web.AppRunner | None = None
@@ -246,11 +272,14 @@ class WebhookServer:
             return None
         return f"{self.public_base_url}/callbacks/{provider}/{token}"
 
-    def image_url(self, data: bytes, mime: str) -> str | None:
-        """Shelve an image and return the public URL a provider can fetch it from."""
+    async def image_url(self, data: bytes, mime: str, job_id: str | None = None) -> str | None:
+        """Keep an image at an unguessable path; the public URL a provider fetches it from."""
         if not self.public_base_url:
             return None
-        return f"{self.public_base_url}/images/{self.images.put(data, mime)}"
+        ext = {"image/png": "png", "image/webp": "webp"}.get(mime, "jpg")
+        name = f"{secrets.token_urlsafe(24)}.{ext}"
+        await self.images.put(name, data, mime, job_id)
+        return f"{self.public_base_url}/images/{name}"
 
     async def start(self) -> None:
         raise_open_files_limit()
@@ -312,7 +341,8 @@ class WebhookServer:
         return web.json_response({"ok": ok, **checks}, status=200 if ok else 503)
 
     async def _image(self, request: web.Request) -> web.Response:
-        item = self.images.get(request.match_info["name"])
+        item = await self.images.get(request.match_info["name"])
         if item is None:
             raise web.HTTPNotFound()
-        return web.Response(body=item.data, content_type=item.mime)
+        data, mime = item
+        return web.Response(body=data, content_type=mime)

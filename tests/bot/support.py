@@ -107,7 +107,7 @@ def settings_for(tmp_path: Path, fd: FakeDiscord, **values: Any) -> Settings:
         "discord_token": fd.token, "discord_api_base_url": fd.api_base,
         "discord_gateway_url": fd.gateway_url, **database_settings(tmp_path),
         "webhook_host": "127.0.0.1", "webhook_port": 0, "poll_first_s": 0.05,
-        "poll_interval_s": 0.1, "sandbox_delay_s": 0.2,
+        "poll_interval_s": 0.1, "sandbox_delay_s": 0.2, "job_lease_s": 1.0,
     }
     if values.get("provider") == "apixo":
         # These tests were written for Sora's 4/8/12 s: they keep MODEL=sora-2 explicitly,

@@ -44,7 +44,7 @@ def bot_env(tmp_path: Path, fd: FakeDiscord, provider: FakeProvider | None = Non
         DISCORD_TOKEN=fd.token, DISCORD_API_BASE_URL=fd.api_base,
         DISCORD_GATEWAY_URL=fd.gateway_url, **database_env(tmp_path / "data"),
         WEBHOOK_HOST="127.0.0.1", WEBHOOK_PORT=str(free_port()), POLL_FIRST_S="0.1",
-        POLL_INTERVAL_S="0.2", SANDBOX_DELAY_S="0.5", LOG_LEVEL="INFO",
+        POLL_INTERVAL_S="0.2", SANDBOX_DELAY_S="0.5", LOG_LEVEL="INFO", JOB_LEASE_S="1",
     )
     if provider is not None:
         name = type(provider).__name__.removeprefix("Fake").lower()

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ async def main(args: argparse.Namespace) -> None:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, provider="apixo", apixo_api_key=args.key, apixo_base_url=args.base_url,
         database_path=Path(args.work) / "bot.sqlite3", poll_first_s=0.05, poll_interval_s=0.1,
-        job_timeout_s=30,
+        job_timeout_s=30, job_lease_s=1.0,
     )
     store = await Store.open(args.db)  # a SQLite file, or a postgresql:// URL
     if args.crash_at:
@@ -105,6 +106,12 @@ async def main(args: argparse.Namespace) -> None:
                      mode="text-to-video", prompt="a red fox in snow", duration=4,
                      orientation="landscape", seconds=4, price_per_second=0.09)
         await service.request(new, QuotaSettings(seconds=120, period="day"))
+    # On PostgreSQL the killed run's leases hold its jobs for JOB_LEASE_S: wait until
+    # this run has taken every unfinished job over, as a restarted bot does.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(  # noqa: ASYNC110
+            job.owner != service.owner for job in await store.unfinished_jobs()):
+        await asyncio.sleep(0.1)
     await service.drain(within_s=30)
     await service.stop()
     await server.stop()

@@ -110,6 +110,7 @@ async def harness(
         "poll_first_s": 0.05,
         "poll_interval_s": 0.1,
         "job_timeout_s": 30,
+        "job_lease_s": 1.0,  # a restart on PostgreSQL waits out the old lease
     }
     values.update(settings)
     config = Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -129,8 +130,15 @@ async def harness(
     await server.start()
     if callbacks:
         server.public_base_url = f"http://127.0.0.1:{server.port}"
+    providers: dict[str, VideoProvider] = {provider: prov}
+
+    def provider_named(name: str) -> VideoProvider:  # FALLBACK_PROVIDERS get their own
+        if name not in providers:
+            providers[name] = make_provider(name, config, session)
+        return providers[name]
+
     service = JobService(
-        store=store, session=session, settings=config, providers=lambda _name: prov,
+        store=store, session=session, settings=config, providers=provider_named,
         deliver=recorder.deliver, on_update=recorder.on_update, webhook=server,
         work_dir=tmp_path / "work",
     )
