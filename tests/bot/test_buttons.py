@@ -12,6 +12,7 @@ import pytest
 from bot.store import Job
 from cogs.errors import SORRY
 from tests.bot.support import World, world
+from tests.fakes.fake_discord import Perm
 from tests.fakes.fake_discord.models import Message
 
 pytestmark = pytest.mark.timeout(90)
@@ -98,3 +99,13 @@ async def test_an_unexpected_error_in_retry_is_answered_and_logged(
         store.job = read_job  # type: ignore[method-assign]
         assert len(w.videos()) == 1
         assert len(await store.jobs_for(w.guild, None)) == 1  # nothing new, nothing charged
+
+
+async def test_delete_the_bot_may_not_do_is_refused_clearly(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        video, job_id = await posted(w)
+        w.fd.set_bot_channel_permissions(w.channel, deny=Perm.VIEW_CHANNEL)
+        interaction = await click(w, "delete", job_id, video.id, w.member)
+        text = await w.refused(interaction, "not allowed to delete")
+        assert "ask a moderator" in text
+        assert len(w.videos()) == 1
