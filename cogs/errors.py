@@ -1,5 +1,9 @@
-"""The one app-command error handler: expected errors become short ephemeral messages;
-the rest are logged with context and answered politely."""
+"""The one error handler of commands, buttons and modals: expected errors become short
+ephemeral messages; the rest are logged with context and answered politely.
+
+Slash commands reach it through the command tree; every button under a video through
+``ResultActions.on_error`` (set when this cog loads); a modal's ``on_error`` should call
+``handle_error`` too."""
 
 from __future__ import annotations
 
@@ -48,25 +52,44 @@ async def reply(interaction: discord.Interaction[Any], text: str) -> None:
         log.warning("could not tell the member about an error (interaction %s)", interaction.id)
 
 
+async def handle_error(
+    interaction: discord.Interaction[Any], error: BaseException, where: str
+) -> None:
+    """The one answer to any failure of a command, button or modal: an expected error
+    becomes its short message; anything else is logged with context (``where`` names
+    what failed) and the member gets a short apology, never a traceback."""
+    text = explain(error)
+    if text is None:
+        log.error(
+            "%s failed (guild %s, channel %s, user %s)",
+            where, interaction.guild_id, interaction.channel_id, interaction.user.id,
+            exc_info=error,
+        )
+        text = SORRY
+    await reply(interaction, text)
+
+
 class Errors(commands.Cog):
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
         bot.tree.error(self.on_app_command_error)
 
+    async def cog_load(self) -> None:
+        actions = getattr(self.bot, "result_actions", None)
+        if actions is not None:
+            actions.on_error = handle_error
+
+    async def cog_unload(self) -> None:
+        actions = getattr(self.bot, "result_actions", None)
+        if actions is not None and actions.on_error is handle_error:
+            actions.on_error = None
+
     async def on_app_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        text = explain(original)
-        if text is None:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error(
-                "command /%s failed (guild %s, channel %s, user %s)",
-                command, interaction.guild_id, interaction.channel_id, interaction.user.id,
-                exc_info=original,
-            )
-            text = SORRY
-        await reply(interaction, text)
+        command = interaction.command.qualified_name if interaction.command else "?"
+        await handle_error(interaction, original, f"command /{command}")
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -1,5 +1,9 @@
 """What the buttons under a posted video do (Retry, Delete); the buttons themselves live in
-``bot.posting.views`` so that posting needs no cog."""
+``bot.posting.views`` so that posting needs no cog.
+
+Each handler acknowledges first (an ephemeral deferral) and then does its work; it raises
+``Refusal`` for what the member should be told, and every error goes through the one
+handler in ``cogs.errors`` (``ResultActions.run``)."""
 
 from __future__ import annotations
 
@@ -12,45 +16,36 @@ from bot.app import VideoBot
 from bot.catalog import Mode, Orientation, UnknownModel, get_model
 from bot.jobs.intake import Refusal, check_options, prepare_image
 from bot.posting.views import ResultButton
-from cogs.errors import explain, reply
+from cogs.errors import reply
 from cogs.launch import admitted, audited, check_can_post, defer, launch
 
 
 async def delete(interaction: discord.Interaction[VideoBot], job_id: str) -> None:
-    bot = interaction.client
-    job = await bot.store.job(job_id)
+    """Delete the video message: for the member who asked for it or a moderator."""
+    await defer(interaction)  # acknowledge before the database or Discord is asked
+    job = await interaction.client.store.job(job_id)
     allowed = interaction.permissions.manage_messages or (
         job is not None and job.user_id == interaction.user.id
     )
     if not allowed:
-        await reply(interaction, "Only the member who asked for this video, or someone "
-                                 "with Manage Messages, can delete it.")
-        return
+        raise Refusal("Only the member who asked for this video, or someone with Manage "
+                      "Messages, can delete it.")
     if interaction.message is not None:
-        await interaction.message.delete()
-    await interaction.response.send_message("Deleted.", ephemeral=True)
-
-
-async def retry_clicked(interaction: discord.Interaction[VideoBot], job_id: str) -> None:
-    try:
-        await retry(interaction, job_id)
-    except Exception as exc:
-        await handle(interaction, exc)
-
-
-async def handle(interaction: discord.Interaction[VideoBot], exc: Exception) -> None:
-    text = explain(exc)
-    if text is None:
-        await interaction.client.tree.on_error(
-            interaction, discord.app_commands.CommandInvokeError(None, exc)  # type: ignore[arg-type]
-        )
-        return
-    await reply(interaction, text)
+        try:
+            await interaction.message.delete()
+        except discord.NotFound:
+            await reply(interaction, "That video was already deleted.")
+            return
+        except discord.Forbidden:
+            raise Refusal("I am not allowed to delete messages here any more; ask a "
+                          "moderator to delete it.") from None
+    await reply(interaction, "Deleted.")
 
 
 async def retry(interaction: discord.Interaction[VideoBot], job_id: str) -> None:
     """Same options as the original job, charged again to whoever clicks."""
     bot = interaction.client
+    await defer(interaction)  # acknowledge before the database is read
     job = await bot.store.job(job_id)
     if job is None:
         raise Refusal("That video's request is no longer on record; please ask again.")
@@ -70,7 +65,6 @@ async def retry(interaction: discord.Interaction[VideoBot], job_id: str) -> None
             negative_prompt=extras.get("negative_prompt"), seed=extras.get("seed"),
         )
         check_can_post(interaction)
-        await defer(interaction)
         async with admitted(interaction, options):
             image = end = None
             if mode is Mode.IMAGE:
@@ -111,7 +105,7 @@ class Results(commands.Cog):
         self.bot = bot
 
     async def cog_load(self) -> None:
-        self.bot.result_actions.register("retry", retry_clicked)
+        self.bot.result_actions.register("retry", retry)
         self.bot.result_actions.register("delete", delete)
         self.bot.add_dynamic_items(ResultButton)
 

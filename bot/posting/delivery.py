@@ -2,7 +2,8 @@
 
 One new channel message per job with the MP4 attached, shrunk with PyAV when it exceeds
 the channel's upload limit, or a link with its expiry when it cannot fit. Idempotent by
-job id: a repeated attempt first looks for the message an earlier attempt may have posted.
+job id: a repeated attempt first looks for the video message (the one with the job's
+result buttons) an earlier attempt may have posted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import discord
 from bot.catalog import get_model
 from bot.jobs.types import DeliveryFailed
 from bot.media.video import VideoInfo, VideoProblem, shrink_to_fit_async
+from bot.posting.views import is_result_message
 from bot.store import Job
 
 log = logging.getLogger(__name__)
@@ -56,14 +58,16 @@ class DiscordDelivery:
         return self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
 
     async def find_posted(self, job: Job) -> int | None:
-        """The id of a message an earlier attempt posted for this job, if any."""
+        """The id of the video message an earlier attempt posted for this job, if any.
+
+        Only the video carries the job's result buttons: a status message in the channel
+        (which names the job too) is never taken for the video."""
         me = self._client.user
-        marker = f"job {job.id}"
         try:
             async for message in self._channel(job).history(limit=HISTORY_LOOKBACK):
                 if me is not None and message.author.id != me.id:
                     continue
-                if any(e.footer and e.footer.text == marker for e in message.embeds):
+                if is_result_message(message, job.id):
                     return message.id
         except discord.HTTPException:
             log.warning("could not read channel history for job %s", job.id)

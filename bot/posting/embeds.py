@@ -119,3 +119,15 @@ def link_text(job: Job, url: str, expires_at: float) -> str:
         f"<@{job.user_id}> your video is too large to upload in this channel even after "
         f"shrinking it. Download it here before <t:{int(expires_at)}:f>: {url}"
     )
+
+
+def channel_line(update: JobUpdate) -> str:
+    """The status once the interaction token has died and only a channel message is
+    possible: one neutral line for everyone to see, never the prompt or the options."""
+    job = update.job
+    who = f"<@{job.user_id}>"
+    if update.phase is Phase.DONE:
+        return f"{who} your video has been posted here."
+    if update.phase in (Phase.FAILED, Phase.CANCELLED):
+        return f"{who} {phase_line(update)}"
+    return f"{who} your video is still being made; it will be posted here."

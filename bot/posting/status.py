@@ -1,7 +1,8 @@
 """The live status message of each job, edited with a throttle.
 
 The status first lives in the interaction's original response. Interaction tokens die
-after 15 minutes, so shortly before that the status moves to a channel message.
+after 15 minutes, so shortly before that the status moves to a channel message: a short
+neutral line (no prompt, no options) naming the member, since everyone sees it.
 Edits for one job are coalesced: at most one every ``min_interval`` seconds, the latest
 state always wins, and final states are never dropped.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import discord
 
 from bot.jobs.types import JobUpdate, Phase
+from bot.posting.embeds import channel_line
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -127,16 +129,30 @@ class StatusBoard:
                     raise
         if job.channel_id is None:
             return
+        await self._channel_status(update, status_message)
+
+    async def _channel_status(self, update: JobUpdate, status_message: Any) -> None:
+        """Once the token is dead the status can only be a channel message, which everyone
+        sees: one neutral line without the prompt, posted once and changed only when the
+        job ends."""
+        job = update.job
+        assert job.channel_id is not None
         channel = self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        text = channel_line(update)
         if status_message is not None:
+            if update.phase not in FINAL:
+                return  # the line already says the video is being made
             try:
-                await channel.get_partial_message(int(status_message)).edit(embed=embed)
+                await channel.get_partial_message(int(status_message)).edit(
+                    content=text, embed=None, allowed_mentions=discord.AllowedMentions.none()
+                )
                 return
             except discord.NotFound:
                 pass
         if update.phase is Phase.DONE:
             return  # the video message itself tells the member; no new status needed
-        message = await channel.send(
-            embed=embed, allowed_mentions=discord.AllowedMentions.none()
+        mention = discord.AllowedMentions(
+            everyone=False, roles=False, users=[discord.Object(job.user_id or 0)]
         )
+        message = await channel.send(content=text, allowed_mentions=mention)
         await self._store.update_context(job.id, {"status_message_id": message.id})

@@ -17,6 +17,7 @@ from PIL import Image
 from bot.app import VideoBot
 from bot.config import Settings
 from bot.store import Job
+from cogs.errors import SORRY
 from tests.fakes.fake_discord import FakeDiscord, Perm
 from tests.fakes.fake_discord.models import Message
 from tests.fakes.fake_discord.pointing import running_client
@@ -70,6 +71,19 @@ class World:
     async def wait_reply(self, interaction_id: int, needle: str, within: float = 10.0) -> str:
         await self.fd.wait_for(lambda: needle in self.reply_text(interaction_id), within)
         return self.reply_text(interaction_id)
+
+    async def refused(self, interaction_id: int, needle: str, within: float = 10.0) -> str:
+        """Wait for a refusal containing ``needle`` and check it is one: said privately,
+        as plain text (no status card, no buttons), and not the bot's apology for an error
+        of its own. Returns everything said."""
+        text = await self.wait_reply(interaction_id, needle, within)
+        said = [m for m in self.fd.messages(self.channel, include_ephemeral=True,
+                                            source="interaction")
+                if str(getattr(m, "interaction_id", "")) == str(interaction_id)]
+        assert said and all(m.ephemeral for m in said), f"not private: {text!r}"
+        assert not any(m.embeds or m.components for m in said), f"not a refusal: {text!r}"
+        assert SORRY not in text, f"an error, not a refusal: {text!r}"
+        return text
 
     async def settled(self, count: int, within: float = 30.0) -> list[Job]:
         """Wait until ``count`` jobs exist and none is unfinished (the video message can

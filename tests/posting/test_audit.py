@@ -28,7 +28,7 @@ def job(**changes: Any) -> Job:
 
 def test_request_line() -> None:
     line = request_line(job())
-    assert line == ("🎬 request `01234567` · <@3> · <#2> · `sora-2` · 8 s · est. $0.72 · "
+    assert line == ("🎬 request `01234567` · <@3> · <#2> · `sora-2` on apixo · 8 s · est. $0.72 · "
                     "`a fox in the ˋsnowˋ <@&5>`")
     assert "\n" not in line
 
@@ -57,17 +57,17 @@ def test_refusal_line_names_rule_and_reason() -> None:
 def test_outcome_lines() -> None:
     done = job(state=JobState.DELIVERED, charge=Charge.COMMITTED, message_id=9)
     assert outcome_line(JobUpdate(done, Phase.DONE)) == (
-        "✅ done `01234567` · <@3> · `sora-2` · 8 s · est. $0.72 · "
+        "✅ done `01234567` · <@3> · `sora-2` on apixo · 8 s · est. $0.72 · "
         "[video](https://discord.com/channels/1/2/9)"
     )
     failed = job(state=JobState.FAILED, charge=Charge.REFUNDED)
     assert outcome_line(JobUpdate(failed, Phase.FAILED, message="Refused by the provider.",
                                   refunded=True)) == (
-        "❌ failed `01234567` · <@3> · `sora-2` · 8 s · 8 s refunded · Refused by the provider."
+        "❌ failed `01234567` · <@3> · `sora-2` on apixo · 8 s · 8 s refunded · Refused by the provider."
     )
     kept = job(state=JobState.CANCELLED, charge=Charge.COMMITTED)
     assert outcome_line(JobUpdate(kept, Phase.CANCELLED, message="Cancelled by a moderator.")) \
-        == ("🛑 cancelled `01234567` · <@3> · `sora-2` · 8 s · not refunded, est. $0.72 · "
+        == ("🛑 cancelled `01234567` · <@3> · `sora-2` on apixo · 8 s · not refunded, est. $0.72 · "
             "Cancelled by a moderator.")
     free = job(price_per_second=None, state=JobState.DELIVERED, charge=Charge.COMMITTED)
     assert "cost unknown" in (outcome_line(JobUpdate(free, Phase.DONE)) or "")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.bot.support import world
+from tests.fakes.fake_discord import Perm
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,16 +28,49 @@ async def test_status_edits_are_throttled(tmp_path: Path) -> None:
         assert sum(1 for g in gaps if g < 0.9) <= 1  # only the final state may jump the queue
 
 
-async def test_status_moves_to_a_channel_message_before_the_token_expires(
+async def test_status_moves_to_a_neutral_channel_line_before_the_token_expires(
     tmp_path: Path,
 ) -> None:
+    """Once only a channel message is possible, everyone sees it: it says the video is
+    coming, names the member, and shows neither the prompt nor the options."""
     async with world(tmp_path, sandbox_delay_s=3.0) as w:
         w.bot.status_board.min_interval = 0.2
         w.bot.status_board.token_lifetime_s = 1.5  # Discord's is 15 minutes
         await w.command("video", {"prompt": "a patient fox", "duration": 4})
+        line = await w.fd.wait_for(lambda: [
+            m for m in w.fd.messages(w.channel, source="channel") if not m.attachments], 10)
+        (status,) = line
+        assert status.content == (
+            f"<@{w.member}> your video is still being made; it will be posted here.")
+        assert not status.embeds
+        assert [str(u) for u in status.allowed_mentions.get("users", [])] == [str(w.member)]
         await w.wait_videos(1)
+        await w.settled(1)
         channel = w.fd.messages(w.channel, source="channel")
-        status = [m for m in channel if not m.attachments]
-        assert len(status) == 1, "one status message, edited in place"
-        assert status[0].embeds and status[0].embeds[0]["title"] == "Your video"
-        assert status[0].allowed_mentions.get("parse") in ([], None)
+        status_now = [m for m in channel if not m.attachments]
+        assert [m.id for m in status_now] == [status.id], "one status line, edited in place"
+        await w.fd.wait_for(lambda: "posted here" in w.fd.message(status.id).content
+                            and "still being made" not in w.fd.message(status.id).content, 10)
+        for message in w.fd.messages(w.channel, source="channel", include_deleted=True):
+            if not message.attachments:
+                assert "patient fox" not in message.content + str(message.embeds)
+                assert "sora" not in message.content + str(message.embeds)
+
+
+async def test_a_failure_after_the_token_died_is_told_without_the_prompt(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path, sandbox_delay_s=3.0) as w:
+        w.bot.status_board.min_interval = 0.2
+        w.bot.status_board.token_lifetime_s = 1.5
+        await w.command("video", {"prompt": "a secret fox", "duration": 4})
+        (status,) = await w.fd.wait_for(lambda: [
+            m for m in w.fd.messages(w.channel, source="channel") if not m.attachments], 10)
+        # Allowed at the command, refused by the time the video is posted.
+        w.fd.set_bot_channel_permissions(w.channel, deny=Perm.ATTACH_FILES)
+        (job,) = await w.settled(1)
+        assert job.state.value == "failed"
+        await w.fd.wait_for(lambda: "❌" in w.fd.message(status.id).content, 10)
+        text = w.fd.message(status.id).content
+        assert text.startswith(f"<@{w.member}> ❌") and "refunded" in text
+        assert "secret fox" not in text and not w.fd.message(status.id).embeds
