@@ -63,7 +63,8 @@ def test_outcome_lines() -> None:
     failed = job(state=JobState.FAILED, charge=Charge.REFUNDED)
     assert outcome_line(JobUpdate(failed, Phase.FAILED, message="Refused by the provider.",
                                   refunded=True)) == (
-        "❌ failed `01234567` · <@3> · `sora-2` on apixo · 8 s · 8 s refunded · Refused by the provider."
+        "❌ failed `01234567` · <@3> · `sora-2` on apixo · 8 s · 8 s refunded · "
+        "Refused by the provider."
     )
     kept = job(state=JobState.CANCELLED, charge=Charge.COMMITTED)
     assert outcome_line(JobUpdate(kept, Phase.CANCELLED, message="Cancelled by a moderator.")) \
