@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.catalog import get_model
+from bot.catalog import UnknownModel, get_model
 from bot.config import Settings
 from bot.jobs.queueing import ProviderQueue
 from bot.jobs.types import Deliver, JobUpdate, OnUpdate, Phase
@@ -63,7 +63,7 @@ class JobCore:
         if key not in self._queues:
             try:
                 limit = get_model(job.provider, job.model).max_concurrent
-            except LookupError:
+            except UnknownModel:
                 limit = 1
             self._queues[key] = ProviderQueue(limit)
         return self._queues[key]

@@ -23,11 +23,12 @@ from bot.config import Settings
 from bot.jobs.service import JobService
 from bot.media.images import ImageProblem, check_rules, fit_image, image_orientation, inspect_image
 from bot.providers.base import SourceImage
-from bot.store import Job, NewJob, QuotaSettings, Store
+from bot.store import Job, NewJob, Store
 
 # The largest attachment the bot reads at all; bigger images than a provider takes (but
 # under this) are re-encoded to fit.
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+NO_SERVER_MESSAGE = "Videos can only be made in a server, not in direct messages."
 
 
 class Refusal(Exception):
@@ -141,11 +142,11 @@ async def start_job(
     image: SourceImage | None = None,
     orientation: Orientation | None = None,
 ) -> Job:
-    """Reserve the seconds and start the job. Raises QuotaExceeded (nothing written)."""
-    if guild_id is not None:
-        quota = await store.get_quota(guild_id, settings.default_quota_seconds)
-    else:  # a direct message: no guild budget applies
-        quota = QuotaSettings(seconds=0, period="day")
+    """Reserve the seconds and start the job. Raises QuotaExceeded (nothing written),
+    or Refusal outside a server (the quota and the server's rules need one)."""
+    if guild_id is None:
+        raise Refusal(NO_SERVER_MESSAGE)
+    quota = await store.get_quota(guild_id, settings.default_quota_seconds)
     new = NewJob(
         guild_id=guild_id,
         channel_id=channel_id,

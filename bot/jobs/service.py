@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bot.catalog import get_model
+from bot.catalog import UnknownModel, get_model
 from bot.jobs import files as jobfiles
 from bot.jobs.deliver import DeliverySteps
 from bot.jobs.result import ResultSteps
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # Source images are kept this long for the Retry button, then swept away.
 KEEP_FILES_S = 24 * 3600
 SWEEP_EVERY_S = 3600
+INTERNAL_ERROR_MESSAGE = (
+    "Something went wrong on the bot's side; your seconds were refunded. "
+    "Please try again, and tell a moderator if it keeps happening."
+)
 
 class JobService(SubmitSteps, ResultSteps, DeliverySteps):
     async def start(self) -> None:
@@ -42,7 +46,9 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
             (self._work_dir / sub).mkdir(parents=True, exist_ok=True)
         jobs = await self._store.unfinished_jobs()
         for job in jobs:
-            if job.state in (JobState.SUBMITTED, JobState.SUCCEEDED):
+            # Only a task still rendering holds a provider slot; a succeeded job's
+            # provider work is over (its delivery never releases a slot).
+            if job.state is JobState.SUBMITTED:
                 self._queue(job).occupy(job.id)
         for job in jobs:
             log.info("resuming job %s in state %s", job.id, job.state)
@@ -70,7 +76,12 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
     async def request(
         self, new: NewJob, quota: QuotaSettings, image: SourceImage | None = None
     ) -> Job:
-        """Reserve the seconds (raises QuotaExceeded, writing nothing) and start the job."""
+        """Reserve the seconds (raises QuotaExceeded, writing nothing) and start the job.
+
+        A job needs a server (its quota and rules apply): ValueError without one.
+        """
+        if new.guild_id is None:
+            raise ValueError("a job needs a server: guild_id is None")
         job_id = uuid.uuid4().hex
         if image is not None:
             path = await jobfiles.save_image(self._work_dir, job_id, image)
@@ -110,7 +121,9 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
                 refund = status.state is TaskState.FAILED
             except ProviderError:
                 refund = False
-        if not await self._store.cancel_job(job_id, reason, refund):
+        # Compare-and-set on the state the refund was decided on: a job that moved on
+        # meanwhile (into submitting, say: its POST under way) is left alone.
+        if not await self._store.cancel_job(job_id, reason, refund, expected=job.state):
             return await self._store.job(job_id), False
         task = self._tasks.get(job_id)
         if task is not None and task is not asyncio.current_task():
@@ -166,11 +179,21 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
                 await self._deliver_video(job, provider)
         except asyncio.CancelledError:
             raise
-        except LookupError:
+        except UnknownModel:
+            # The catalog no longer has the job's model (the provider's own answer that
+            # a model is gone arrives as ModelUnavailable, a ProviderError, in the steps).
+            log.warning("job %s: model %s/%s is not in the catalog", job_id,
+                        found.provider, found.model)
             await self._fail(found, "model_unavailable", "This model is no longer offered.")
         except Exception:
-            log.exception("job %s failed unexpectedly", job_id)
-            await self._fail(found, "internal", "Something went wrong on the bot's side.")
+            current = job.state if job is not None else found.state
+            log.exception("job %s (%s/%s, state %s) failed unexpectedly", job_id,
+                          found.provider, found.model, current)
+            await self._fail(found, "internal", INTERNAL_ERROR_MESSAGE)
+        finally:
+            # Every path out of a run gives its provider slot back (a no-op when the
+            # job holds none): a slot is never left behind by a finished job.
+            self._release(found)
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -11,8 +11,8 @@ from bot.catalog import ModelSpec
 from bot.jobs import files as jobfiles
 from bot.jobs.core import JobCore
 from bot.jobs.types import JobUpdate, Phase
-from bot.providers.base import VideoProvider
-from bot.providers.errors import ProviderError, SubmitUncertain
+from bot.providers.base import TaskStatus, VideoProvider
+from bot.providers.errors import ProviderError, RateLimited, SubmitUncertain, TaskNotFound
 from bot.store import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -22,14 +22,18 @@ RESTART_SUBMIT_MESSAGE = (
     "to avoid paying twice it was not sent again. Your seconds were refunded."
 )
 
+# Backoff of the status check on a task a callback named, while the provider errs.
+HINT_RETRY_FIRST_S = 1.0
+HINT_RETRY_MAX_S = 60.0
+
+
 class SubmitSteps(JobCore):
     async def _submit(self, job: Job, spec: ModelSpec, provider: VideoProvider) -> Job | None:
-        queue = self._queue(job)
-        waiting = asyncio.create_task(queue.acquire(job.id))
-        await asyncio.sleep(0)
-        if not waiting.done():
-            await self._notify(JobUpdate(job, Phase.QUEUED, position=queue.position(job.id)))
-        await waiting
+        async def queued(position: int) -> None:
+            await self._notify(JobUpdate(job, Phase.QUEUED, position=position))
+
+        # In this task, not one of its own: cancelling the job cancels the wait too.
+        await self._queue(job).acquire(job.id, on_queued=queued)
         try:
             try:
                 request = await jobfiles.build_request(job, spec, self._webhook)
@@ -79,6 +83,38 @@ class SubmitSteps(JobCore):
                 return fresh
         return None
 
+    async def _check_hint(
+        self, job: Job, spec: ModelSpec, provider: VideoProvider, hint: str
+    ) -> TaskStatus | None:
+        """The status of the task a callback named, or None when the provider says
+        definitely that there is no such task (or the job's deadline passed first).
+
+        Any other error (an outage, a 429) is passing: the provider may be rendering the
+        task, so the check is retried with backoff until the job's deadline.
+        """
+        deadline = job.created_at + self._settings.job_timeout_s
+        delay = HINT_RETRY_FIRST_S
+        while True:
+            try:
+                return await provider.status(spec, hint)
+            except TaskNotFound:
+                log.info("job %s: the provider has no task %s", job.id, hint)
+                return None
+            except ProviderError as exc:
+                left = deadline - time.time()
+                if left <= 0:
+                    log.warning("job %s: task %s still unconfirmed at the deadline (%s)",
+                                job.id, hint, exc.code)
+                    return None
+                wait = delay
+                if isinstance(exc, RateLimited) and exc.retry_after:
+                    wait = max(wait, exc.retry_after)
+                wait = min(wait, left)
+                log.warning("job %s: status of task %s failed (%s); retrying in %.1f s",
+                            job.id, hint, exc.code, wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, HINT_RETRY_MAX_S)
+
     async def _resolve_submitting(
         self,
         job: Job,
@@ -97,10 +133,7 @@ class SubmitSteps(JobCore):
         if not job.task_hint and self._callbacks_on():
             job = await self._wait_for_hint(job) or job
         if job.task_hint:
-            try:
-                status = await provider.status(spec, job.task_hint)
-            except ProviderError:
-                status = None
+            status = await self._check_hint(job, spec, provider, job.task_hint)
             if status is not None:
                 log.info("job %s: adopted task %s named by a callback", job.id, job.task_hint)
                 self._queue(job).occupy(job.id)
