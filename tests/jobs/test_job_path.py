@@ -5,6 +5,7 @@ loop, refusing jobs without a server, and the interaction's own time."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,20 @@ async def test_passing_errors_on_the_named_task_are_retried_not_refunded(
         assert fake.status_429s == 0
         assert len(fake.requests_to("POST", "/api/v1/generateTask")) == 1
         assert done.charge.value == "committed"
+
+
+async def test_a_named_task_the_provider_does_not_know_fails_at_once(tmp_path: Path) -> None:
+    async with FakeApixo() as fake, apixo(tmp_path, fake, callbacks=True) as h:
+        fake.submit_5xx_after_create = True
+        fake.callback_mode = "drop"
+        job = await h.request()
+        await h.wait_state(job.id, "submitting")
+        forged = {"code": 200, "data": {"taskId": "task_nobody_made", "state": "success"}}
+        assert await h.service.handle_callback("apixo", h.service.token_for(job.id),
+                                               json.dumps(forged).encode())
+        failed = await h.wait_state(job.id, "failed", within=10)  # not the 30 s deadline
+        assert failed.error_code == "submit_uncertain"
+        assert failed.charge.value == "refunded"
 
 
 # -- errors say what happened -------------------------------------------------------------
