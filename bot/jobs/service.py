@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 KEEP_FILES_S = 24 * 3600
 SWEEP_EVERY_S = 3600
 INTERNAL_ERROR_MESSAGE = (
-    "Something went wrong on the bot's side; your seconds were refunded. "
-    "Please try again, and tell a moderator if it keeps happening."
+    "Something went wrong on the bot's side. Please try again, and tell a moderator "
+    "if it keeps happening."
 )
 
 class JobService(SubmitSteps, ResultSteps, DeliverySteps):
