@@ -27,6 +27,9 @@ NOT_SENT = (JobState.RESERVED,)
 def cancel_text(before: Job, after: Job | None, refunded: bool) -> str:
     """What /cancel did, and whether (and why) the seconds came back."""
     short = f"`{before.id[:8]}`"
+    if after is not None and not after.terminal:
+        return (f"Job {short} moved on ({after.state.value}) while it was being cancelled, "
+                "so nothing was cancelled; try again in a moment.")
     if after is None or after.state is not JobState.CANCELLED:
         state = after.state.value if after is not None else "gone"
         return f"Job {short} had already finished ({state}); nothing was cancelled."

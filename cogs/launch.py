@@ -8,7 +8,6 @@ in the audit channel; so is every accepted request.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -43,7 +42,7 @@ def job_context(interaction: discord.Interaction[Any]) -> dict[str, Any]:
     return {
         "interaction_token": interaction.token,
         "application_id": interaction.application_id,
-        "interaction_at": time.time(),
+        "interaction_at": interaction.created_at.timestamp(),
         "upload_limit": interaction.filesize_limit,
     }
 

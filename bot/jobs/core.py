@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.catalog import get_model
+from bot.catalog import UnknownModel, get_model
 from bot.config import Settings
 from bot.jobs import queueing
 from bot.jobs.failover import Failover
@@ -72,7 +72,7 @@ class JobCore:
         if key not in self._queues:
             try:
                 limit = get_model(job.provider, job.model).max_concurrent
-            except LookupError:
+            except UnknownModel:
                 limit = 1
             self._queues[key] = SlotQueue(self._store, job.provider, job.model, limit)
         return self._queues[key]

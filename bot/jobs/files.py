@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from bot.catalog import ModelSpec, Orientation
-from bot.media.images import ImageProblem, inspect_image
+from bot.media.images import ImageInfo, ImageProblem, inspect_image
 from bot.providers.base import GenerationRequest, SourceImage
 from bot.providers.errors import ProviderError
 from bot.store import Job
@@ -19,6 +19,11 @@ async def save_image(work_dir: Path, job_id: str, image: SourceImage) -> Path:
     path = work_dir / "images" / f"{job_id}.{EXTENSIONS.get(image.mime, 'jpg')}"
     await asyncio.to_thread(path.write_bytes, image.data)
     return path
+
+
+def _load_image(path: Path) -> tuple[bytes, ImageInfo]:
+    data = path.read_bytes()
+    return data, inspect_image(data)
 
 
 async def build_request(
@@ -49,8 +54,8 @@ async def _kept(
     if not path:
         return None
     try:
-        data = await asyncio.to_thread(Path(path).read_bytes)
-        info = inspect_image(data)
+        # Reading and decoding (Pillow: CPU-bound) happen in a worker thread.
+        data, info = await asyncio.to_thread(_load_image, Path(path))
     except (OSError, ImageProblem):
         raise ProviderError("The source image was lost; please ask again.") from None
     url: str | None = None

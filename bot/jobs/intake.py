@@ -24,11 +24,12 @@ from bot.errors import Refusal as Refusal  # re-exported: the cogs catch it from
 from bot.jobs.service import JobService
 from bot.media.images import ImageProblem, check_rules, fit_image, image_orientation, inspect_image
 from bot.providers.base import SourceImage
-from bot.store import GuildQuota, Job, NewJob, QuotaSettings, Store
+from bot.store import GuildQuota, Job, NewJob, Store
 
 # The largest attachment the bot reads at all; bigger images than a provider takes (but
 # under this) are re-encoded to fit.
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+NO_SERVER_MESSAGE = "Videos can only be made in a server, not in direct messages."
 
 
 @dataclass(frozen=True)
@@ -183,10 +184,12 @@ async def start_job(
     orientation: Orientation | None = None,
     end_image: SourceImage | None = None,
 ) -> Job:
-    """Reserve the seconds and start the job. Raises QuotaExceeded (nothing written)."""
-    quota: QuotaSettings | GuildQuota = GuildQuota(settings.default_quota_seconds)
-    if guild_id is None:  # a direct message: no guild budget applies
-        quota = QuotaSettings(seconds=0, period="day")
+    """Reserve the seconds and start the job. Raises QuotaExceeded (nothing written),
+    or Refusal outside a server (the quota and the server's rules need one)."""
+    if guild_id is None:
+        raise Refusal(NO_SERVER_MESSAGE)
+    # The guild's quota is read inside the reservation's own transaction.
+    quota = GuildQuota(settings.default_quota_seconds)
     new = NewJob(
         guild_id=guild_id,
         channel_id=channel_id,

@@ -18,6 +18,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.store import Store
 
@@ -36,8 +38,7 @@ class SlotQueue:
     def __init__(self, store: Store, provider: str, model: str, limit: int) -> None:
         self._store = store
         self.provider, self.model, self.limit = provider, model, max(1, limit)
-        self._waiters: dict[str, tuple[asyncio.Future[None], OnPosition | None]] = {}
-        self._positions: dict[str, int] = {}
+        self._waiters: dict[str, _Waiter] = {}
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._positions_at = 0.0
@@ -48,29 +49,44 @@ class SlotQueue:
 
     def position(self, job_id: str) -> int | None:
         """The job's last known place in the queue (1: next), None when not waiting."""
-        return self._positions.get(job_id) if job_id in self._waiters else None
+        waiter = self._waiters.get(job_id)
+        return None if waiter is None else waiter.place
 
     def kick(self) -> None:
         """A slot may have come free: let the oldest waiter ask."""
         self._kick.set()
 
     async def acquire(self, job_id: str, on_position: OnPosition | None = None) -> None:
-        """Return once the job holds a slot. Cancelling leaves nothing behind: a slot the
-        job was just given stays on its row, where ending the job gives it back."""
+        """Return once the job holds a slot, telling ``on_position`` its place in line as
+        it changes (in the job's own task: a slow status edit holds up no other job).
+        Cancelling leaves nothing behind: a slot the job was just given stays on its row,
+        where ending the job gives it back."""
         # Asked once on the way in: a job resumed here may hold its slot already, and with
         # nobody ahead of it (in any process) a free slot is its own.
         if await self._store.take_slot(job_id, self.limit):
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[job_id] = (future, on_position)
+        waiter = _Waiter(asyncio.get_running_loop().create_future())
+        self._waiters[job_id] = waiter
         self._kick.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._dispatch(), name=f"slots-{self.model}")
+        told: int | None = None
         try:
-            await future
+            while not waiter.granted.done():
+                moved: asyncio.Future[Any] = asyncio.ensure_future(waiter.moved.wait())
+                waits: set[asyncio.Future[Any]] = {waiter.granted, moved}
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    moved.cancel()
+                waiter.moved.clear()
+                if (on_position is not None and not waiter.granted.done()
+                        and waiter.place is not None and waiter.place != told):
+                    told = waiter.place
+                    await on_position(told)
+            await waiter.granted
         finally:
             self._waiters.pop(job_id, None)
-            self._positions.pop(job_id, None)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -96,32 +112,31 @@ class SlotQueue:
 
     async def _grant(self) -> None:
         for job_id in list(self._waiters):
-            entry = self._waiters.get(job_id)
-            if entry is None:
-                continue
-            future, _ = entry
-            if future.done():
+            waiter = self._waiters.get(job_id)
+            if waiter is None or waiter.granted.done():
                 continue
             if not await self._store.take_slot(job_id, self.limit):
                 return  # the oldest still waits: so do the younger
-            if not future.done():
-                future.set_result(None)
+            if not waiter.granted.done():
+                waiter.granted.set_result(None)
 
-    async def _tell_positions(self, force: bool = False) -> None:
+    async def _tell_positions(self) -> None:
         now = time.monotonic()
-        if not self._waiters or (not force and now - self._positions_at < POSITIONS_EVERY_S
-                                 and all(j in self._positions for j in self._waiters)):
+        if not self._waiters or (now - self._positions_at < POSITIONS_EVERY_S
+                                 and all(w.place is not None for w in self._waiters.values())):
             return
         self._positions_at = now
         order = await self._store.waiting_jobs(self.provider, self.model)
         places = {job_id: index for index, job_id in enumerate(order, start=1)}
-        for job_id, (_, on_position) in list(self._waiters.items()):
+        for job_id, waiter in list(self._waiters.items()):
             place = places.get(job_id)
-            if place is None or self._positions.get(job_id) == place:
-                continue
-            self._positions[job_id] = place
-            if on_position is not None:
-                try:
-                    await on_position(place)
-                except Exception:
-                    log.exception("queue position update for job %s failed", job_id)
+            if place is not None and place != waiter.place:
+                waiter.place = place
+                waiter.moved.set()
+
+
+@dataclass
+class _Waiter:
+    granted: asyncio.Future[None]
+    place: int | None = None  # last known place in line
+    moved: asyncio.Event = field(default_factory=asyncio.Event)

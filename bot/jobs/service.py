@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bot.catalog import get_model
+from bot.catalog import UnknownModel, get_model
 from bot.jobs import files as jobfiles
 from bot.jobs import queueing
 from bot.jobs.deliver import DeliverySteps
@@ -38,6 +38,10 @@ SWEEP_EVERY_S = 3600
 # A stopping process lets a create request or a post in flight finish for this long.
 STOP_GRACE_S = 5.0
 WAKE = "bot_wake"  # a callback for a job: the payload is the job id
+INTERNAL_ERROR_MESSAGE = (
+    "Something went wrong on the bot's side. Please try again, and tell a moderator "
+    "if it keeps happening."
+)
 
 class JobService(SubmitSteps, ResultSteps, DeliverySteps):
     _keeper: LeaseKeeper | None = None
@@ -128,7 +132,12 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         self, new: NewJob, quota: QuotaSettings | GuildQuota, image: SourceImage | None = None,
         end_image: SourceImage | None = None,
     ) -> Job:
-        """Reserve the seconds (raises QuotaExceeded, writing nothing) and start the job."""
+        """Reserve the seconds (raises QuotaExceeded, writing nothing) and start the job.
+
+        A job needs a server (its quota and rules apply): ValueError without one.
+        """
+        if new.guild_id is None:
+            raise ValueError("a job needs a server: guild_id is None")
         job_id = uuid.uuid4().hex
         if image is not None:
             path = await jobfiles.save_image(self._work_dir, job_id, image)
@@ -177,7 +186,9 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
                 refund = status.state is TaskState.FAILED
             except ProviderError:
                 refund = False
-        if not await self._store.cancel_job(job_id, reason, refund):
+        # Compare-and-set on the state the refund was decided on: a job that moved on
+        # meanwhile (into submitting, say: its POST under way) is left alone.
+        if not await self._store.cancel_job(job_id, reason, refund, expected=job.state):
             return await self._store.job(job_id), False
         task = self._tasks.get(job_id)
         if task is not None and task is not asyncio.current_task():
@@ -238,11 +249,17 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
                 await self._deliver_video(job, provider)
         except asyncio.CancelledError:
             raise
-        except LookupError:
+        except UnknownModel:
+            # The catalog no longer has the job's model (the provider's own answer that
+            # a model is gone arrives as ModelUnavailable, a ProviderError, in the steps).
+            log.warning("job %s: model %s/%s is not in the catalog", job_id,
+                        found.provider, found.model)
             await self._fail(found, "model_unavailable", "This model is no longer offered.")
         except Exception:
-            log.exception("job %s failed unexpectedly", job_id)
-            await self._fail(found, "internal", "Something went wrong on the bot's side.")
+            current = job.state if job is not None else found.state
+            log.exception("job %s (%s/%s, state %s) failed unexpectedly", job_id,
+                          found.provider, found.model, current)
+            await self._fail(found, "internal", INTERNAL_ERROR_MESSAGE)
 
     async def _sweep_forever(self) -> None:
         while True:

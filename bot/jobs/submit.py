@@ -12,8 +12,8 @@ from bot.jobs import files as jobfiles
 from bot.jobs.core import JobCore
 from bot.jobs.failover import moves_on, reason
 from bot.jobs.types import JobUpdate, Phase
-from bot.providers.base import VideoProvider
-from bot.providers.errors import ProviderError, SubmitUncertain
+from bot.providers.base import TaskStatus, VideoProvider
+from bot.providers.errors import ProviderError, RateLimited, SubmitUncertain, TaskNotFound
 from bot.store import Job
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,11 @@ RESTART_SUBMIT_MESSAGE = (
     "The bot restarted while sending this request and the provider never confirmed it; "
     "to avoid paying twice it was not sent again. Your seconds were refunded."
 )
+
+# Backoff of the status check on a task a callback named, while the provider errs.
+HINT_RETRY_FIRST_S = 1.0
+HINT_RETRY_MAX_S = 60.0
+
 
 class SubmitSteps(JobCore):
     async def _submit(self, job: Job, spec: ModelSpec, provider: VideoProvider) -> Job | None:
@@ -131,6 +136,38 @@ class SubmitSteps(JobCore):
                 return fresh
         return None
 
+    async def _check_hint(
+        self, job: Job, spec: ModelSpec, provider: VideoProvider, hint: str
+    ) -> TaskStatus | None:
+        """The status of the task a callback named, or None when the provider says
+        definitely that there is no such task (or the job's deadline passed first).
+
+        Any other error (an outage, a 429) is passing: the provider may be rendering the
+        task, so the check is retried with backoff until the job's deadline.
+        """
+        deadline = job.created_at + self._settings.job_timeout_s
+        delay = HINT_RETRY_FIRST_S
+        while True:
+            try:
+                return await provider.status(spec, hint)
+            except TaskNotFound:
+                log.info("job %s: the provider has no task %s", job.id, hint)
+                return None
+            except ProviderError as exc:
+                left = deadline - time.time()
+                if left <= 0:
+                    log.warning("job %s: task %s still unconfirmed at the deadline (%s)",
+                                job.id, hint, exc.code)
+                    return None
+                wait = delay
+                if isinstance(exc, RateLimited) and exc.retry_after:
+                    wait = max(wait, exc.retry_after)
+                wait = min(wait, left)
+                log.warning("job %s: status of task %s failed (%s); retrying in %.1f s",
+                            job.id, hint, exc.code, wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, HINT_RETRY_MAX_S)
+
     async def _resolve_submitting(
         self,
         job: Job,
@@ -149,10 +186,7 @@ class SubmitSteps(JobCore):
         if not job.task_hint and self._callbacks_on():
             job = await self._wait_for_hint(job) or job
         if job.task_hint:
-            try:
-                status = await provider.status(spec, job.task_hint)
-            except ProviderError:
-                status = None
+            status = await self._check_hint(job, spec, provider, job.task_hint)
             if status is not None:
                 log.info("job %s: adopted task %s named by a callback", job.id, job.task_hint)
                 await self._store.mark_submitted(job.id, job.task_hint)

@@ -53,6 +53,8 @@ class JobsMixin(StoreBase):
         ``job_id`` and ``token`` let the caller choose them (e.g. a token it can derive
         again after a restart); by default a uuid4 hex and 192 random bits.
         """
+        if new.guild_id is None:  # no server: no quota would apply, so nothing is taken
+            raise ValueError("a job needs a server: guild_id is None")
         now = _now(now)
         token = secrets.token_urlsafe(24) if token is None else token
         job_id = uuid.uuid4().hex if job_id is None else job_id
@@ -130,9 +132,16 @@ class JobsMixin(StoreBase):
         return await self._end(job_id, JobState.FAILED, _ENDABLE, refund=True,
                                code=code, message=message)
 
-    async def cancel_job(self, job_id: str, reason: str, refund: bool) -> bool:
-        """Unfinished -> cancelled. Without a refund the seconds are committed (spent)."""
-        return await self._end(job_id, JobState.CANCELLED, _ENDABLE, refund=refund,
+    async def cancel_job(
+        self, job_id: str, reason: str, refund: bool, *, expected: JobState | None = None
+    ) -> bool:
+        """Unfinished -> cancelled. Without a refund the seconds are committed (spent).
+
+        ``expected``: only from that state (the one the refund was decided on); False,
+        changing nothing, when the job has moved on since.
+        """
+        states = _ENDABLE if expected is None else [s for s in _ENDABLE if s is expected]
+        return await self._end(job_id, JobState.CANCELLED, states, refund=refund,
                                code="cancelled", message=reason)
 
     async def _end(

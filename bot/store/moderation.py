@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -20,7 +21,15 @@ from bot.store.base import StoreBase, _job, _marks, _now
 from bot.store.models import TERMINAL, UNFINISHED, Job
 
 DELETED_PROMPT = "[deleted]"
+FORGOTTEN_TASK = "sha256:"
 AddStatus = Literal["added", "duplicate", "full"]
+
+
+def _fingerprint(task_id: str | None) -> str | None:
+    """A forgotten job's task id: its sha256 (idempotent), never the id itself."""
+    if task_id is None or task_id.startswith(FORGOTTEN_TASK):
+        return task_id
+    return FORGOTTEN_TASK + hashlib.sha256(task_id.encode()).hexdigest()
 
 
 def _ids(raw: str | None) -> tuple[Any, ...]:
@@ -257,8 +266,8 @@ class ModerationMixin(StoreBase):
         async with self._tx() as db:
             where = f"user_id = ? AND state IN ({_marks(len(terminal))})"
             rows = await db.rows(
-                f"SELECT id, image_path, context, prompt_deleted_at FROM jobs WHERE {where}"
-                f" ORDER BY id{db.for_update}", (user_id, *terminal),
+                f"SELECT id, image_path, context, prompt_deleted_at, task_id, task_hint"
+                f" FROM jobs WHERE {where} ORDER BY id{db.for_update}", (user_id, *terminal),
             )
             images = [str(r["image_path"]) for r in rows if r["image_path"]]
             changed = sum(1 for r in rows if r["prompt_deleted_at"] is None)
@@ -273,6 +282,14 @@ class ModerationMixin(StoreBase):
                     del context["image_url"]
                     await db.execute("UPDATE jobs SET context = ? WHERE id = ?",
                                      (json.dumps(context), row["id"]))
+            # A task id may carry the prompt (the sandbox's does): keep only a fingerprint,
+            # which still matches the provider's own record of the task.
+            for r in rows:
+                if r["task_id"] or r["task_hint"]:
+                    await db.execute(
+                        "UPDATE jobs SET task_id = ?, task_hint = ? WHERE id = ?",
+                        (_fingerprint(r["task_id"]), _fingerprint(r["task_hint"]), r["id"]),
+                    )
             unfinished = await db.scalar(
                 f"SELECT COUNT(*) FROM jobs WHERE user_id = ?"
                 f" AND state IN ({_marks(len(UNFINISHED))})", (user_id, *UNFINISHED),

@@ -7,7 +7,9 @@ spent: no job row, no ledger row (so no quota change) and no request to the prov
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,11 +373,40 @@ async def test_forget_me_deletes_prompts_after_confirmation(tmp_path: Path) -> N
         listing = await w.command("jobs")
         text = await w.wait_reply(listing, "delivered")
         assert "my secret garden" not in text and DELETED_PROMPT in text
+        # Nor does the task id keep it (the sandbox's ids encode the request).
+        assert job.task_id is not None and job.task_id.startswith("sha256:")
+        assert job.task_hint is None
         # The Retry button cannot resend a deleted prompt.
         await w.fd.send_interaction(w.fd.button(f"video:retry:{job.id}", video.id,
                                                 user_id=w.member))
         await asyncio.sleep(0.5)
         assert len(await w.bot.store.jobs_for(w.guild, None)) == 1
+
+
+async def test_forget_me_also_removes_the_prompt_a_sandbox_task_id_carries(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:  # the sandbox: its task ids encode the request
+        await w.command("video", {"prompt": "my secret orchard"})
+        await w.wait_videos(1)
+        (job,) = await w.bot.store.jobs_for(w.guild, None)
+        assert job.task_id is not None
+        body = job.task_id.removeprefix("sbx_")
+        assert "my secret orchard" in base64.urlsafe_b64decode(
+            body + "=" * (-len(body) % 4)).decode()
+        ask = await w.command("forget-me")
+        await w.wait_reply(ask, "cannot be undone")
+        (prompt_msg,) = [m for m in w.fd.messages(w.channel, include_ephemeral=True)
+                         if str(m.interaction_id) == str(ask)]
+        ids = [c["custom_id"] for row in prompt_msg.components for c in row["components"]]
+        yes = next(i for i in ids if i.startswith("forget:yes:"))
+        await w.fd.send_interaction(w.fd.button(yes, prompt_msg.id, user_id=w.member))
+        await eventually(lambda: "Done" in (w.fd.message(prompt_msg.id).content or ""))
+        (forgotten,) = await w.bot.store.jobs_for(w.guild, None)
+        assert forgotten.prompt == DELETED_PROMPT
+        assert forgotten.task_id == "sha256:" + hashlib.sha256(job.task_id.encode()).hexdigest()
+        assert forgotten.task_hint is None
+        assert forgotten.seconds == job.seconds and forgotten.state is JobState.DELIVERED
 
 
 # -- moderator commands ---------------------------------------------------------------------
@@ -467,3 +498,7 @@ def test_cancel_replies_say_whether_and_why_seconds_came_back() -> None:
     assert "stopped waiting" in cancel_text(submitted, spent_job, False)
     assert "8 s were not refunded" in cancel_text(submitted, spent_job, False)
     assert "already finished (delivered)" in cancel_text(submitted, delivered, False)
+    # The job moved on between /cancel's read and its compare-and-set: nothing happened.
+    sending = Job(**(base | {"state": JobState.SUBMITTING, "task_id": None}))
+    text = cancel_text(queued, sending, False)
+    assert "nothing was cancelled" in text and "already finished" not in text

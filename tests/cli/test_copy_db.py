@@ -30,7 +30,7 @@ async def populate(path: Path) -> None:
             assert await store.mark_delivered(job.id, 900 + len(job.id))
         assert await store.fail_job(jobs[4].id, "provider_failed", "The provider failed.")
         assert await store.cancel_job(jobs[5].id, "member cancelled", refund=False)
-        await store.reserve(new_job(guild_id=None, seconds=12), QuotaSettings(seconds=0))
+        await store.reserve(new_job(guild_id=GUILD + 1, seconds=12), QuotaSettings(seconds=60))
         await store.reset_usage(GUILD, 42, now=NOW + 50)
         await store.update_context(jobs[6].id, {"status_message": 77})
         await store.edit_policy(GUILD, lambda _: GuildPolicy(channels=(5,), cooldown_s=30), 42)

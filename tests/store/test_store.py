@@ -109,11 +109,10 @@ async def test_concurrent_refusal_and_release(store: Store) -> None:
     await store.reserve(new_job(), quota, now=NOW)
 
 
-async def test_guildless_jobs_skip_quota_but_are_recorded(store: Store) -> None:
-    job, _ = await store.reserve(new_job(guild_id=None, seconds=12), QuotaSettings(seconds=0))
-    assert (await store.job(job.id)) == job
-    assert await store.ledger_balance(job.id) == 12
-    assert await store.jobs_for(None, None) == [job]
+async def test_guildless_jobs_are_refused_writing_nothing(store: Store) -> None:
+    with pytest.raises(ValueError, match="needs a server"):
+        await store.reserve(new_job(guild_id=None, seconds=12), QuotaSettings(seconds=0))
+    assert await store.jobs_for(None, None) == []
 
 
 async def test_usage_window_rolls_over(store: Store) -> None:
