@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = (
     "cogs.errors", "cogs.video", "cogs.quota", "cogs.results", "cogs.moderation", "cogs.jobs",
+    "cogs.remix", "cogs.animate_menu",
 )
 SYNC_HASH_KEY = "global_commands_hash"
 

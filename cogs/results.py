@@ -42,8 +42,12 @@ async def delete(interaction: discord.Interaction[VideoBot], job_id: str) -> Non
     await reply(interaction, "Deleted.")
 
 
-async def retry(interaction: discord.Interaction[VideoBot], job_id: str) -> None:
-    """Same options as the original job, charged again to whoever clicks."""
+async def retry(
+    interaction: discord.Interaction[VideoBot], job_id: str, *, prompt: str | None = None,
+    duration: int | None = None, orientation: str | None = None,
+) -> None:
+    """Same options as the original job (or the Remix form's edits), charged again to
+    whoever clicks."""
     bot = interaction.client
     await defer(interaction)  # acknowledge before the database is read
     job = await bot.store.job(job_id)
@@ -52,15 +56,18 @@ async def retry(interaction: discord.Interaction[VideoBot], job_id: str) -> None
     if job.prompt_deleted_at is not None:
         raise Refusal("The member who asked for this video deleted its prompt, so it cannot "
                       "be retried.")
-    async with audited(interaction, prompt=job.prompt, model=job.model, duration=job.duration):
+    prompt = job.prompt if prompt is None else prompt
+    duration = job.duration if duration is None else duration
+    orientation = orientation or job.orientation
+    async with audited(interaction, prompt=prompt, model=job.model, duration=duration):
         mode = Mode(job.mode)
         extras = job.context.get("options") or {}
         end_path = job.context.get("end_image_path")
         # A model that keeps an animated image's shape takes no orientation.
         keeps = mode is Mode.IMAGE and _keeps_shape(bot.settings.provider, job.model)
         options = check_options(
-            bot.settings, prompt=job.prompt, duration=job.duration,
-            orientation=None if keeps else job.orientation,
+            bot.settings, prompt=prompt, duration=duration,
+            orientation=None if keeps else orientation,
             model=job.model, mode=mode, end_frame=mode is Mode.IMAGE and bool(end_path),
             negative_prompt=extras.get("negative_prompt"), seed=extras.get("seed"),
         )
@@ -77,7 +84,7 @@ async def retry(interaction: discord.Interaction[VideoBot], job_id: str) -> None
                         "Retrying an animation needs the image again: please use /animate."
                     )
             await launch(
-                interaction, options, image=image, orientation=Orientation(job.orientation),
+                interaction, options, image=image, orientation=Orientation(orientation),
                 end_image=end,
             )
 

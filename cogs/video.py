@@ -133,14 +133,7 @@ class Video(commands.Cog):
         except discord.HTTPException:
             raise Refusal("I could not download that attachment; please upload it again.") \
                 from None
-        source, picked = await prepare_image(data, options, original_url=image.url)
-        needs_url = options.spec.image.transport == "url"
-        if needs_url and source.url is None and not self.bot.settings.public_base_url:
-            raise Refusal(
-                "That image needs resizing for this provider, which the bot can only hand "
-                "over with a public webhook URL. Please upload a JPEG, PNG or WebP under 10 MB."
-            )
-        return source, picked
+        return await fitted(self.bot, data, image.url, options)
 
     @video.autocomplete("model")
     async def _video_models(
@@ -165,6 +158,20 @@ class Video(commands.Cog):
         self, interaction: discord.Interaction[VideoBot], current: int | str
     ) -> list[app_commands.Choice[int]]:
         return await self.duration_names(interaction, current)
+
+
+async def fitted(
+    bot: VideoBot, data: bytes, url: str, options: VideoOptions
+) -> tuple[SourceImage, Orientation]:
+    """An image checked and fitted to the model, ready to hand to the provider."""
+    source, picked = await prepare_image(data, options, original_url=url)
+    needs_url = options.spec.image.transport == "url"
+    if needs_url and source.url is None and not bot.settings.public_base_url:
+        raise Refusal(
+            "That image needs resizing for this provider, which the bot can only hand "
+            "over with a public webhook URL. Please upload a JPEG, PNG or WebP under 10 MB."
+        )
+    return source, picked
 
 
 async def setup(bot: VideoBot) -> None:

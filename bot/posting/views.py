@@ -1,4 +1,4 @@
-"""The persistent buttons under a posted video (Retry, Delete).
+"""The persistent buttons under a posted video (Retry, Remix, Delete).
 
 Their custom ids carry the job id, so a click works after any restart: discord.py matches
 the id against ``ResultButton``'s template and rebuilds the button. What a click does is
@@ -26,6 +26,7 @@ ErrorHandler = Callable[[discord.Interaction[Any], BaseException, str], Awaitabl
 # action -> (label, emoji, style); the order is the order of the buttons.
 BUTTONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "retry": ("Retry", "🔁", discord.ButtonStyle.secondary),
+    "remix": ("Remix", "🎨", discord.ButtonStyle.secondary),
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
 
@@ -65,7 +66,7 @@ class ResultActions:
 
 class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"video:(?P<action>retry|delete):(?P<job>[0-9a-f]{32})",
+    template=r"video:(?P<action>retry|remix|delete):(?P<job>[0-9a-f]{32})",
 ):
     def __init__(self, action: str, job_id: str) -> None:
         self.action = action

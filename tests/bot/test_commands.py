@@ -30,7 +30,7 @@ async def test_video_in_the_sandbox_posts_one_mp4(tmp_path: Path) -> None:
         assert f"<@{w.member}>" in video.content
         assert [str(u) for u in video.allowed_mentions.get("users", [])] == [str(w.member)]
         labels = [c["label"] for row in video.components for c in row["components"]]
-        assert labels == ["Retry", "Delete"]
+        assert labels == ["Retry", "Remix", "Delete"]
         await asyncio.sleep(0.3)
         assert len(w.videos()) == 1
         # The original response became a status embed that ends as done.

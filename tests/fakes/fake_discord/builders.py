@@ -185,6 +185,43 @@ class Builders:
             return float(value)
         return value
 
+    def message_command(self, name: str, message_id: int, *, user_id: int | None = None,
+                        attachment_size_limit: int | None = None,
+                        locale: str = "en-US") -> dict[str, Any]:
+        """A MESSAGE context-menu command (Apps -> NAME) on a stored message: data type 3
+        with ``target_id`` and the message in ``resolved.messages``."""
+        fd = self.fd
+        msg = fd.store.by_id.get(message_id)
+        if msg is None:
+            raise KeyError(f"unknown message {message_id}")
+        guild, channel_id, user_id = self._context(msg.guild_id, msg.channel_id, user_id)
+        payload = self._base(2, guild, channel_id, user_id, locale=locale,
+                             attachment_size_limit=attachment_size_limit)
+        cmd = fd.commands.find(name, guild.id, ctype=3)
+        payload["data"] = {
+            "id": cmd["id"] if cmd else str(fd.ids.next()), "name": name, "type": 3,
+            "target_id": str(msg.id),
+            "resolved": {"messages": {str(msg.id): fd.store.payload(msg)}},
+        }
+        self._register(payload, name=name, message_id=None)
+        return payload
+
+    def modal_submit(self, custom_id: str, values: dict[str, str], *, guild_id: int,
+                     channel_id: int, user_id: int, message_id: int | None = None,
+                     locale: str = "en-US") -> dict[str, Any]:
+        """A MODAL_SUBMIT interaction: each text input's value, one action row each, as
+        Discord sends a submitted modal (``message`` when the modal came from a button)."""
+        guild, channel_id, user_id = self._context(guild_id, channel_id, user_id)
+        payload = self._base(5, guild, channel_id, user_id, locale=locale,
+                             attachment_size_limit=None)
+        payload["data"] = {"custom_id": custom_id, "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": key, "value": value}]}
+            for key, value in values.items()]}
+        if message_id is not None:
+            payload["message"] = self.fd.store.payload(self.fd.store.by_id[message_id])
+        self._register(payload, name=None, message_id=message_id)
+        return payload
+
     # -- components -----------------------------------------------------------------------
     def component(self, custom_id: str, message_id: int, *, user_id: int | None = None,
                   component_type: int | None = None, values: list[str] | None = None,
