@@ -15,10 +15,9 @@ from discord.ext import commands
 from bot.app import VideoBot
 from bot.catalog import Mode
 from bot.jobs.intake import Refusal, check_attachment, check_options
-from cogs.errors import reply
+from cogs.errors import handle_error, reply
 from cogs.forms import VideoForm, parse_length, parse_orientation
 from cogs.launch import admitted, audited, check_can_post, defer, launch
-from cogs.results import handle
 from cogs.video import fitted
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -53,7 +52,7 @@ async def animate_message(
     async def submit(submitted: discord.Interaction[Any], form: VideoForm) -> None:
         await run_animate(submitted, form, image, download)
 
-    form = VideoForm(title="Animate this image", submit=submit, on_failure=handle,
+    form = VideoForm(title="Animate this image", submit=submit, on_failure=_failed,
                      prompt_hint=hint or f"How {image.filename} should move")
     try:
         await interaction.response.send_modal(form)
@@ -93,6 +92,10 @@ async def run_animate(
                               "/animate.") from None
             source, picked = await fitted(interaction.client, data, image.url, options)
             await launch(interaction, options, image=source, orientation=picked)
+
+
+async def _failed(interaction: discord.Interaction[Any], error: Exception) -> None:
+    await handle_error(interaction, error, "form animate")
 
 
 class AnimateMenu(commands.Cog):

@@ -13,9 +13,9 @@ from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.catalog import Mode
-from cogs.errors import reply
+from cogs.errors import handle_error, reply
 from cogs.forms import PROMPT_MAX, VideoForm, parse_length, parse_orientation
-from cogs.results import handle, retry
+from cogs.results import retry
 
 # The form must open within Discord's 3 s: a store slower than this gets a short answer.
 READ_WITHIN_S = 2.0
@@ -50,10 +50,14 @@ async def remix_clicked(interaction: discord.Interaction[VideoBot], job_id: str)
     animation = job.mode == Mode.IMAGE.value
     form = VideoForm(
         title="Remix this animation" if animation else "Remix this video",
-        submit=submit, on_failure=handle, prompt=job.prompt, length=str(job.duration),
+        submit=submit, on_failure=_failed, prompt=job.prompt, length=str(job.duration),
         orientation=job.orientation,
     )
     await interaction.response.send_modal(form)
+
+
+async def _failed(interaction: discord.Interaction[Any], error: Exception) -> None:
+    await handle_error(interaction, error, "form remix")
 
 
 class Remix(commands.Cog):
