@@ -19,6 +19,7 @@ from bot.moderation.policy import GuildPolicy
 from bot.moderation.text import term_key
 from cogs.checks import missing_channel_permissions, moderator_only
 from cogs.moderation_render import blocklist_embed, settings_embed
+from cogs.video import model_choices
 
 Clearable = Literal["channels", "roles", "models", "audit channel", "everything"]
 LONGEST = sorted({d for spec in MODELS for d in spec.durations})
@@ -176,11 +177,7 @@ class Moderation(commands.Cog):
     async def _models(
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:
-        return [
-            app_commands.Choice(name=f"{spec.id} — {spec.label}", value=spec.id)
-            for spec in offered_models(self.bot.settings.provider, self.bot.settings.model)
-            if current.lower() in spec.id
-        ][:25]
+        return model_choices(self.bot, current)
 
     # -- /blocklist ----------------------------------------------------------------------
 

@@ -27,11 +27,7 @@ class Video(commands.Cog):
     async def model_names(
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:
-        return [
-            app_commands.Choice(name=f"{spec.id} — {spec.label}", value=spec.id)
-            for spec in offered_models(self.bot.settings.provider, self.bot.settings.model)
-            if current.lower() in spec.id
-        ][:25]
+        return model_choices(self.bot, current)
 
     def chosen_model(self, interaction: discord.Interaction[VideoBot]) -> ModelSpec:
         """The model named so far in the command (else the default), for autocomplete."""
@@ -158,6 +154,15 @@ class Video(commands.Cog):
         self, interaction: discord.Interaction[VideoBot], current: int | str
     ) -> list[app_commands.Choice[int]]:
         return await self.duration_names(interaction, current)
+
+
+def model_choices(bot: VideoBot, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete: the models members may pick whose id contains what was typed."""
+    return [
+        app_commands.Choice(name=f"{spec.id} — {spec.label}", value=spec.id)
+        for spec in offered_models(bot.settings.provider, bot.settings.model)
+        if current.lower() in spec.id
+    ][:25]
 
 
 async def fitted(
