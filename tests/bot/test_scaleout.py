@@ -23,6 +23,12 @@ from tests.fakes.fake_discord import FakeDiscord
 from tests.pgserver import PgServer
 
 pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def backend() -> str:
+    """These tests are PostgreSQL's own: they do not run once per backend."""
+    return "postgres"
 LEASE_S = 3.0
 MODEL = "veo-3-1-fast"
 
