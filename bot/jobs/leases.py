@@ -57,7 +57,7 @@ class LeaseKeeper:
 
     @property
     def scan_every_s(self) -> float:
-        return min(SCAN_EVERY_S, self.lease_s / 3)
+        return min(SCAN_EVERY_S, self.lease_s / 10)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="job-leases")
