@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import statistics
 import sys
@@ -21,27 +20,16 @@ import time
 from pathlib import Path
 
 from bench.common import Report, machine_note
-from bot.store import Store
-from tests.bot.test_process import bot_process
-from tests.bot.test_scaleout import LEASE_S, all_jobs, burst, process_env, settle, shard_guild
-from tests.fakes.apixo import FakeApixo
-from tests.fakes.fake_discord import FakeDiscord
+from tests.bot.test_scaleout import LEASE_S, all_jobs, burst, settle, two_shards
 from tests.pgserver import server, stop_server
 
 POLL_INTERVAL_S = 0.3  # what process_env sets
 
 
 async def one_takeover(work: Path) -> float:
-    url = server().fresh_url()
-    async with contextlib.AsyncExitStack() as stack:
-        fd = await stack.enter_async_context(FakeDiscord())
-        fake = await stack.enter_async_context(FakeApixo(queue_s=0.3, task_s=1.5))
-        guilds = [shard_guild(fd, 0), shard_guild(fd, 1)]
-        procs = [await stack.enter_async_context(bot_process(
-            fd, process_env(work, fd, fake, url, shard), work / f"bot{shard}.log"))
-            for shard in (0, 1)]
-        store = await Store.open(url)
-        stack.push_async_callback(store.close)
+    async with two_shards(work, server().fresh_url(), task_s=1.5) as cluster:
+        fd, fake, guilds, procs, store = (cluster.fd, cluster.fake, cluster.guilds,
+                                          cluster.procs, cluster.store)
         await burst(fd, guilds, 10)
         await fd.wait_for(lambda: len(fake.tasks) >= 4, 60)
         victim = f":{procs[1].proc.pid}:"

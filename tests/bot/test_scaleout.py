@@ -9,13 +9,15 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bot.catalog import get_model
 from bot.store import Job, JobState, Store
-from tests.bot.test_process import Guild, bot_env, bot_process, send, videos
+from tests.bot.test_process import Guild, Running, bot_env, bot_process, send, videos
 from tests.bot.test_shards import guild_id_on_shard
 from tests.fakes.apixo import FakeApixo
 from tests.fakes.common import FakeProvider
@@ -103,19 +105,37 @@ async def check_every_job_posted_once(
     assert peak_concurrency(fake) <= limit
 
 
-async def test_a_killed_process_loses_its_jobs_to_the_other(
-    tmp_path: Path, pg_server: PgServer
-) -> None:
-    url = pg_server.fresh_url()
+@dataclass
+class Cluster:
+    fd: FakeDiscord
+    fake: FakeApixo
+    guilds: list[Guild]
+    procs: list[Running]
+    store: Store
+
+
+@contextlib.asynccontextmanager
+async def two_shards(work: Path, url: str, task_s: float) -> AsyncIterator[Cluster]:
+    """The fake Discord with one server per shard, the APIXO emulator, and two bot
+    processes (shards 0 and 1 of 2) on the PostgreSQL database at ``url``."""
     async with contextlib.AsyncExitStack() as stack:
         fd = await stack.enter_async_context(FakeDiscord())
-        fake = await stack.enter_async_context(FakeApixo(queue_s=0.3, task_s=1.2))
+        fake = await stack.enter_async_context(FakeApixo(queue_s=0.3, task_s=task_s))
         guilds = [shard_guild(fd, 0), shard_guild(fd, 1)]
         procs = [await stack.enter_async_context(bot_process(
-            fd, process_env(tmp_path, fd, fake, url, shard), tmp_path / f"bot{shard}.log"))
+            fd, process_env(work, fd, fake, url, shard), work / f"bot{shard}.log"))
             for shard in (0, 1)]
         store = await Store.open(url)
         stack.push_async_callback(store.close)
+        yield Cluster(fd, fake, guilds, procs, store)
+
+
+async def test_a_killed_process_loses_its_jobs_to_the_other(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    async with two_shards(tmp_path, pg_server.fresh_url(), task_s=1.2) as cluster:
+        fd, fake, guilds, procs, store = (cluster.fd, cluster.fake, cluster.guilds,
+                                          cluster.procs, cluster.store)
         await burst(fd, guilds, 20)  # 40 jobs over two servers, one per shard
         await fd.wait_for(lambda: len(fake.tasks) >= 6, 60)
         deadline = time.monotonic() + 30
