@@ -184,6 +184,8 @@ class Child:
     log_path: Path
     webhook_port: int = 0
     db_path: Path | None = None
+    spawned_at: float = 0.0  # time.monotonic() just before the process was started
+    healthy_at: float = 0.0  # time.monotonic() of the first healthy /healthz answer
 
     @property
     def pid(self) -> int:
@@ -253,7 +255,9 @@ async def start_bot(fd: Any, work: Path, settings: dict[str, str], *,
         LOG_LEVEL="INFO",
     )
     env.update(settings)
+    spawned_at = time.monotonic()
     child = await _spawn(["-m", "bot"], env, work, "bot.log")
+    child.spawned_at = spawned_at
     child.webhook_port, child.db_path = port, work / "bot.sqlite3"
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as client:
@@ -265,12 +269,13 @@ async def start_bot(fd: Any, work: Path, settings: dict[str, str], *,
                 async with client.get(f"http://127.0.0.1:{port}/healthz",
                                       timeout=aiohttp.ClientTimeout(total=2)) as resp:
                     if resp.status == 200:
+                        child.healthy_at = time.monotonic()
                         break
             if time.monotonic() > deadline:
                 await child.kill()
                 raise TimeoutError(f"the bot was not healthy within {within} s:\n"
                                    f"{child.log_tail()}")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.02)
     return child
 
 

@@ -11,11 +11,16 @@ import io
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from bot.catalog import ImageRules, Orientation
 from bot.providers.base import SourceImage
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# Pillow is imported by the functions that decode or encode a picture, not with this
+# module: most of the bot's work never touches an image, and Pillow costs ~2.5 MB resident.
 
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_PIXELS = 40_000_000
@@ -125,6 +130,8 @@ def fit_image(
     takes no transparency, nudged inside an exclusive aspect range, scaled down to
     ``max_side`` and re-encoded (JPEG, lower quality, then smaller) to fit ``max_bytes``.
     """
+    from PIL import Image, ImageOps
+
     im = _open(data, max_input_bytes)
     with im:
         _load(im)
@@ -166,6 +173,8 @@ def fit_image(
 
 
 def _open(data: bytes, max_input_bytes: int) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError
+
     if not data:
         raise ImageProblem("The file is empty.")
     if len(data) > max_input_bytes:
@@ -198,6 +207,8 @@ def _open(data: bytes, max_input_bytes: int) -> Image.Image:
 
 
 def _load(im: Image.Image) -> None:
+    from PIL import Image
+
     try:
         im.load()
     except (Image.DecompressionBombError, MemoryError):
@@ -224,6 +235,8 @@ def _too_many_pixels(size: tuple[int, int] | None) -> str:
 
 
 def _exif_orientation(im: Image.Image) -> int | None:
+    from PIL import ExifTags
+
     try:
         value = im.getexif().get(ExifTags.Base.Orientation)
     except Exception:  # a corrupt EXIF block is not worth refusing the picture for
@@ -304,6 +317,8 @@ def _inside_aspect(size: tuple[int, int], rules: ImageRules) -> tuple[int, int]:
 
 def _flatten(im: Image.Image) -> Image.Image:
     """An RGBA picture on a white background, as RGB."""
+    from PIL import Image
+
     flat = Image.new("RGB", im.size, (255, 255, 255))
     flat.paste(im, mask=im.getchannel("A"))
     return flat
@@ -311,6 +326,8 @@ def _flatten(im: Image.Image) -> Image.Image:
 
 def _crop_resize(im: Image.Image, target: tuple[int, int]) -> Image.Image:
     """Centre-crop to the target's aspect and resize to exactly ``target``."""
+    from PIL import Image
+
     width, height = im.size
     target_aspect = target[0] / target[1]
     if width / height > target_aspect:
@@ -336,6 +353,8 @@ def _save(im: Image.Image, fmt: str, quality: int) -> bytes:
 def _encode_to_fit(
     im: Image.Image, alpha: bool, rules: ImageRules, *, may_shrink: bool
 ) -> FittedImage:
+    from PIL import Image
+
     if alpha and "PNG" in rules.formats:
         data = _save(im, "PNG", 0)
         if len(data) <= rules.max_bytes:

@@ -15,11 +15,16 @@ import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import regex
+from typing import TYPE_CHECKING
 
 from bot.moderation.policy import BlockEntry
 from bot.moderation.text import analyse, term_key
+
+if TYPE_CHECKING:
+    import regex
+
+# ``regex`` (~1.4 MB resident) is imported when a pattern is first compiled, not with this
+# module: most guilds have no blocked patterns.
 
 TERM_MAX_CHARS = 100
 TERM_MAX_WORDS = 10
@@ -28,7 +33,6 @@ ENTRIES_MAX = 500  # per guild, words and patterns together
 PROBE_TIMEOUT_S = 0.05  # per probe text when a pattern is added
 MATCH_BUDGET_S = 0.25  # for all of a guild's patterns on one prompt
 PROBE_LENGTH = 10_000  # the longest prompt any model takes
-_FLAGS = regex.IGNORECASE | regex.UNICODE
 
 
 class BadTerm(ValueError):
@@ -65,7 +69,9 @@ def word_key(term: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def compiled(pattern: str) -> regex.Pattern[str]:
-    return regex.compile(pattern, _FLAGS)
+    import regex
+
+    return regex.compile(pattern, regex.IGNORECASE | regex.UNICODE)
 
 
 def _probes(pattern: str) -> list[str]:
@@ -87,6 +93,8 @@ def check_pattern(pattern: str) -> str:
 
     Slow (up to a few tenths of a second for a bad pattern): call it off the event loop.
     """
+    import regex
+
     pattern = pattern.strip()
     if not pattern:
         raise BadTerm("The pattern is empty.")
@@ -132,6 +140,10 @@ def find_blocked(
             joined in run for run in forms.runs
         ):
             return Verdict(entry=entry)
+    if not patterns:
+        return Verdict()
+    import regex
+
     deadline = time.monotonic() + budget_s
     for entry in patterns:
         try:
