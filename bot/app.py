@@ -40,6 +40,7 @@ EXTENSIONS = (
     "cogs.remix", "cogs.animate_menu",
 )
 SYNC_HASH_KEY = "global_commands_hash"
+GUILD_READY_S = 0.5
 
 
 class StartupError(Exception):
@@ -64,6 +65,10 @@ class VideoBot(commands.AutoShardedBot):
             shard_options["shard_ids"] = settings.shard_ids
         intents = discord.Intents.none()
         intents.guilds = True  # no privileged intents are needed
+        # discord.py counts a shard ready once no GUILD_CREATE came for this long (its
+        # default, 2 s, was most of the start-up); the bot needs no member lists, and a
+        # server that arrives later is simply added.
+        options.setdefault("guild_ready_timeout", GUILD_READY_S)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
