@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.store import Store
@@ -72,18 +72,15 @@ class SlotQueue:
             self._task = asyncio.create_task(self._dispatch(), name=f"slots-{self.model}")
         told: int | None = None
         try:
+            loop = asyncio.get_running_loop()
             while not waiter.granted.done():
-                moved: asyncio.Future[Any] = asyncio.ensure_future(waiter.moved.wait())
-                waits: set[asyncio.Future[Any]] = {waiter.granted, moved}
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    moved.cancel()
-                waiter.moved.clear()
-                if (on_position is not None and not waiter.granted.done()
-                        and waiter.place is not None and waiter.place != told):
+                if on_position is not None and waiter.place not in (None, told):
                     told = waiter.place
                     await on_position(told)
+                    continue
+                waiter.moved = loop.create_future()  # no task per waiter: a plain future
+                waits: set[asyncio.Future[Any]] = {waiter.granted, waiter.moved}
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             await waiter.granted
         finally:
             self._waiters.pop(job_id, None)
@@ -132,11 +129,12 @@ class SlotQueue:
             place = places.get(job_id)
             if place is not None and place != waiter.place:
                 waiter.place = place
-                waiter.moved.set()
+                if waiter.moved is not None and not waiter.moved.done():
+                    waiter.moved.set_result(None)
 
 
 @dataclass
 class _Waiter:
     granted: asyncio.Future[None]
     place: int | None = None  # last known place in line
-    moved: asyncio.Event = field(default_factory=asyncio.Event)
+    moved: asyncio.Future[None] | None = None  # resolved when ``place`` changes
