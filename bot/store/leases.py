@@ -137,17 +137,6 @@ class LeasesMixin(StoreBase):
                 "UPDATE jobs SET slot = 0 WHERE id = ? AND slot = 1", (job_id,)
             ) == 1
 
-    async def queue_position(self, job_id: str) -> int | None:
-        """1 for the next job to get a slot; None when the job is not waiting for one."""
-        async with self._tx(write=False) as db:
-            job = await db.one(
-                "SELECT provider, model, slot, state, created_at, rowid FROM jobs WHERE id = ?",
-                (job_id,),
-            )
-            if job is None or job["slot"] or job["state"] != JobState.RESERVED:
-                return None
-            return await self._waiting_ahead(db, job) + 1
-
     async def waiting_jobs(self, provider: str, model: str) -> list[str]:
         """The jobs waiting for one of the model's slots, first in line first."""
         async with self._tx(write=False) as db:

@@ -64,7 +64,7 @@ async def test_slots_are_first_come_first_served_and_given_back_by_the_job(
     j1, j2, j3, j4 = await reserve(store, 4)
     assert await store.take_slot(j1.id, 2)
     assert not await store.take_slot(j3.id, 2)  # j2 asked earlier and still waits
-    assert await store.queue_position(j3.id) == 2
+    assert (await store.waiting_jobs("sandbox", "sora-2")).index(j3.id) == 1  # 2nd
     assert await store.take_slot(j2.id, 2)
     assert await store.take_slot(j2.id, 2)  # already held: still true, still one slot
     assert await store.slots_in_use("sandbox", "sora-2") == 2
@@ -75,7 +75,7 @@ async def test_slots_are_first_come_first_served_and_given_back_by_the_job(
     assert await store.mark_succeeded(j1.id, "https://cdn.example/v.mp4")  # render done
     assert await store.take_slot(j3.id, 2)
     assert await store.fail_job(j2.id, "x", "failed")  # ending a job gives its slot back
-    assert await store.queue_position(j4.id) == 1
+    assert (await store.waiting_jobs("sandbox", "sora-2"))[0] == j4.id
     assert await store.take_slot(j4.id, 2)
     assert await store.slots_in_use("sandbox", "sora-2") == 2
 
