@@ -74,8 +74,26 @@ class JobCore:
                 limit = get_model(job.provider, job.model).max_concurrent
             except UnknownModel:
                 limit = 1
-            self._queues[key] = SlotQueue(self._store, job.provider, job.model, limit)
+            self._queues[key] = SlotQueue(self._store, job.provider, job.model, limit,
+                                          start=self._spawn, on_place=self._tell_place)
         return self._queues[key]
+
+    def _waiting(self) -> set[str]:
+        """The jobs waiting here for a provider slot (they have no task meanwhile)."""
+        return set().union(*(queue.waiting_ids() for queue in self._queues.values()))
+
+    def _leave_queues(self, job_id: str) -> None:
+        for queue in self._queues.values():
+            queue.leave(job_id)
+
+    async def _tell_place(self, job_id: str, place: int) -> None:
+        job = await self._store.job(job_id)
+        if job is not None and not job.terminal:
+            await self._notify(JobUpdate(job, Phase.QUEUED, position=place))
+
+    def _spawn(self, job_id: str) -> None:
+        """Run the job in a task of its own (``JobService`` defines how)."""
+        raise NotImplementedError
 
     async def _slot_freed(self, job: Job) -> None:
         """The job gave its provider slot back (the store clears it with the state that

@@ -5,10 +5,13 @@ row, taken under the model's lock, so the limit holds across every process shari
 database and a slot is never lost with a process's memory (a job taken over by a peer
 keeps it; a job that ends gives it back in the same transaction).
 
-Each process keeps one dispatcher task per model with a queue of its waiting jobs: only
-the oldest waiter asks the database for a slot, so a thousand waiting jobs cost one query
-per free slot, not a thousand. It wakes when a slot is given back here, when a peer says
-so (``slots`` notifications), and at least every ``POLL_S`` seconds.
+A job that finds no free slot waits here as an entry of a few bytes, not as a task: its
+row says everything about it. One dispatcher task per model lets only the oldest waiter
+ask the database for a slot (a thousand waiting jobs cost one query per free slot, not a
+thousand) and starts the job again (``start``) once it holds one. It wakes when a slot is
+given back here, when a peer says so (``slots`` notifications), and at least every
+``POLL_S`` seconds. Places in line come from the database and are told to ``on_place``
+by one task, so a slow status edit holds up no grant.
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from bot.store import Store
+from bot.store import JobState, Store
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +31,31 @@ CHANNEL = "bot_slots"
 POLL_S = 1.0
 POSITIONS_EVERY_S = 2.0
 
-OnPosition = Callable[[int], Awaitable[None]]
+Start = Callable[[str], None]
+OnPlace = Callable[[str, int], Awaitable[None]]
 
 
 class SlotQueue:
     """The waiting jobs of one provider model in this process."""
 
-    def __init__(self, store: Store, provider: str, model: str, limit: int) -> None:
+    def __init__(self, store: Store, provider: str, model: str, limit: int, *,
+                 start: Start, on_place: OnPlace | None = None) -> None:
         self._store = store
         self.provider, self.model, self.limit = provider, model, max(1, limit)
+        self._start = start
+        self._on_place = on_place
         self._waiters: dict[str, _Waiter] = {}
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._teller: asyncio.Task[None] | None = None
         self._positions_at = 0.0
 
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    def waiting_ids(self) -> set[str]:
+        return set(self._waiters)
 
     def position(self, job_id: str) -> int | None:
         """The job's last known place in the queue (1: next), None when not waiting."""
@@ -56,47 +66,38 @@ class SlotQueue:
         """A slot may have come free: let the oldest waiter ask."""
         self._kick.set()
 
-    async def acquire(self, job_id: str, on_position: OnPosition | None = None) -> None:
-        """Return once the job holds a slot, telling ``on_position`` its place in line as
-        it changes (in the job's own task: a slow status edit holds up no other job).
-        Cancelling leaves nothing behind: a slot the job was just given stays on its row,
-        where ending the job gives it back."""
-        # Asked once on the way in: a job resumed here may hold its slot already, and with
-        # nobody ahead of it (in any process) a free slot is its own.
+    async def acquire(self, job_id: str) -> bool:
+        """True when the job holds a slot. Otherwise the job waits in line here (no task
+        of its own) and ``start(job_id)`` is called once it holds one."""
+        # A job resumed here may hold its slot already, and with nobody ahead of it (in
+        # any process) a free slot is its own.
         if await self._store.take_slot(job_id, self.limit):
-            return
-        waiter = _Waiter(asyncio.get_running_loop().create_future())
-        self._waiters[job_id] = waiter
+            self.leave(job_id)
+            return True
+        self._waiters.setdefault(job_id, _Waiter())
         self._kick.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._dispatch(), name=f"slots-{self.model}")
-        told: int | None = None
-        try:
-            loop = asyncio.get_running_loop()
-            while not waiter.granted.done():
-                if on_position is not None and waiter.place not in (None, told):
-                    told = waiter.place
-                    await on_position(told)
-                    continue
-                waiter.moved = loop.create_future()  # no task per waiter: a plain future
-                waits: set[asyncio.Future[Any]] = {waiter.granted, waiter.moved}
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            await waiter.granted
-        finally:
-            self._waiters.pop(job_id, None)
+        return False
+
+    def leave(self, job_id: str) -> bool:
+        """The job stops waiting here (cancelled, or run by another process now)."""
+        return self._waiters.pop(job_id, None) is not None
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._waiters.clear()
+        for task in (self._task, self._teller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _dispatch(self) -> None:
         while self._waiters:
             self._kick.clear()
             try:
                 await self._grant()
-                await self._tell_positions()
+                await self._find_places()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -109,15 +110,22 @@ class SlotQueue:
 
     async def _grant(self) -> None:
         for job_id in list(self._waiters):
-            waiter = self._waiters.get(job_id)
-            if waiter is None or waiter.granted.done():
+            if job_id not in self._waiters:
                 continue
-            if not await self._store.take_slot(job_id, self.limit):
+            if await self._store.take_slot(job_id, self.limit):
+                if self.leave(job_id):
+                    self._start(job_id)
+                continue
+            # Still waiting, unless it moved on meanwhile: an ended job (cancelled or
+            # failed from another process) leaves the line instead of holding up the
+            # others, one in any other state is started again from its stored state.
+            job = await self._store.job(job_id)
+            if job is not None and job.state is JobState.RESERVED and not job.slot:
                 return  # the oldest still waits: so do the younger
-            if not waiter.granted.done():
-                waiter.granted.set_result(None)
+            if self.leave(job_id) and job is not None and not job.terminal:
+                self._start(job_id)
 
-    async def _tell_positions(self) -> None:
+    async def _find_places(self) -> None:
         now = time.monotonic()
         if not self._waiters or (now - self._positions_at < POSITIONS_EVERY_S
                                  and all(w.place is not None for w in self._waiters.values())):
@@ -125,16 +133,30 @@ class SlotQueue:
         self._positions_at = now
         order = await self._store.waiting_jobs(self.provider, self.model)
         places = {job_id: index for index, job_id in enumerate(order, start=1)}
-        for job_id, waiter in list(self._waiters.items()):
-            place = places.get(job_id)
-            if place is not None and place != waiter.place:
-                waiter.place = place
-                if waiter.moved is not None and not waiter.moved.done():
-                    waiter.moved.set_result(None)
+        for job_id, waiter in self._waiters.items():
+            waiter.place = places.get(job_id, waiter.place)
+        if self._on_place is not None and (self._teller is None or self._teller.done()):
+            self._teller = asyncio.create_task(self._tell(), name=f"places-{self.model}")
+
+    async def _tell(self) -> None:
+        """Tell each waiting job's new place, oldest first, until all are told."""
+        assert self._on_place is not None
+        while True:
+            changed = [(job_id, w) for job_id, w in self._waiters.items()
+                       if w.place is not None and w.place != w.told]
+            if not changed:
+                return
+            for job_id, waiter in changed:
+                if self._waiters.get(job_id) is not waiter or waiter.place is None:
+                    continue
+                waiter.told = waiter.place
+                try:
+                    await self._on_place(job_id, waiter.told)
+                except Exception:
+                    log.exception("telling job %s its place in line failed", job_id)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Waiter:
-    granted: asyncio.Future[None]
-    place: int | None = None  # last known place in line
-    moved: asyncio.Future[None] | None = None  # resolved when ``place`` changes
+    place: int | None = None  # last known place in line (1: next)
+    told: int | None = None  # the place the job was last told

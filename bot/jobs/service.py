@@ -55,7 +55,7 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
             (self._work_dir / sub).mkdir(parents=True, exist_ok=True)
         self._keeper = LeaseKeeper(
             self._store, self.owner, self._settings.job_lease_s,
-            running=lambda: set(self._tasks), take=self._spawn, lost=self._lose,
+            running=self._active, take=self._spawn, lost=self._lose,
         )
         await self._store.listen(WAKE, self._woken)
         await self._store.listen(queueing.CHANNEL, self._slots_freed_elsewhere)
@@ -114,19 +114,27 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
 
     async def _lose(self, job_id: str) -> None:
         """A peer holds this job's lease now: stop working on it here."""
+        self._leave_queues(job_id)
         task = self._tasks.get(job_id)
         if task is not None:
             task.cancel()
+
+    def _active(self) -> set[str]:
+        """The jobs this process works on: running, or waiting in line for a slot."""
+        return set(self._tasks) | self._waiting()
 
     async def leases_held(self) -> int:
         return await self._store.leases_held(self.owner)
 
     async def drain(self, within_s: float) -> bool:
-        """Wait until no job is running (tests, command-line use)."""
+        """Wait until no job is running or waiting (tests, command-line use)."""
         deadline = time.monotonic() + within_s
-        while self._tasks and time.monotonic() < deadline:
-            await asyncio.wait(list(self._tasks.values()), timeout=deadline - time.monotonic())
-        return not self._tasks
+        while self._active() and (left := deadline - time.monotonic()) > 0:
+            if self._tasks:
+                await asyncio.wait(list(self._tasks.values()), timeout=left)
+            else:  # only waiting jobs: their queue starts them as slots come free
+                await asyncio.sleep(min(0.05, left))
+        return not self._active()
 
     async def request(
         self, new: NewJob, quota: QuotaSettings | GuildQuota, image: SourceImage | None = None,
@@ -190,6 +198,7 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         # meanwhile (into submitting, say: its POST under way) is left alone.
         if not await self._store.cancel_job(job_id, reason, refund, expected=job.state):
             return await self._store.job(job_id), False
+        self._leave_queues(job_id)
         task = self._tasks.get(job_id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -216,7 +225,8 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         return True
 
     def _spawn(self, job_id: str) -> None:
-        if job_id in self._tasks:
+        running = self._tasks.get(job_id)
+        if running is not None and not running.done():
             return
         self._wake.setdefault(job_id, asyncio.Event())
         task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")

@@ -48,12 +48,11 @@ class SubmitSteps(JobCore):
     ) -> Job | ProviderError | None:
         """One provider's try: the job as it stands after it, or the refusal that a
         fallback provider may still get past (the job is still ``submitting``)."""
-        async def queued(place: int) -> None:
-            await self._notify(JobUpdate(job, Phase.QUEUED, position=place))
-
         # The slot is a flag on the job's row: cancelling here (a stopping process) leaves
-        # it with the job for whoever resumes it, and ending the job gives it back.
-        await self._queue(job).acquire(job.id, queued)
+        # it with the job for whoever resumes it, and ending the job gives it back. With
+        # no slot free the job waits in line without a task: the queue starts it again.
+        if not await self._queue(job).acquire(job.id):
+            return None
         try:
             request = await jobfiles.build_request(job, spec, self._webhook)
         except ProviderError as exc:

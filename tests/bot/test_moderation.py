@@ -209,6 +209,12 @@ async def test_a_cooldown_refuses_with_when_to_ask_again(tmp_path: Path) -> None
         await w.command("video", {"prompt": "first fox"})
         await w.wait_videos(1)
         (job,) = await w.bot.store.jobs_for(w.guild, w.member)
+        for _ in range(200):  # the post is recorded (and charged) just after it shows
+            if job.state is JobState.DELIVERED:
+                break
+            await asyncio.sleep(0.05)
+            (job,) = await w.bot.store.jobs_for(w.guild, w.member)
+        assert job.state is JobState.DELIVERED
         attempt = await w.command("video", {"prompt": "second fox"})
         text = await refused(w, fake, attempt, "Slow down")
         assert f"<t:{int(job.created_at + 3600) + 1}:R>" in text
@@ -238,7 +244,7 @@ async def test_a_cancelled_queued_job_is_refunded(tmp_path: Path) -> None:
     async with world(tmp_path, sandbox_delay_s=60) as w:
         for n in range(5):  # the sandbox renders 4 at once: the fifth waits in line
             await w.command("video", {"prompt": f"fox number {n}"})
-        await eventually(lambda: len(w.bot.jobs._tasks) == 5)
+        await eventually(lambda: len(w.bot.jobs._active()) == 5)
 
         async def states() -> list[JobState]:
             return [j.state for j in await w.bot.store.jobs_for(w.guild, None)]
