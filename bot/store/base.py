@@ -25,7 +25,7 @@ from bot.store.steps import Steps
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.store.batch import ReservationBatch, SQLiteBatchRunner
+    from bot.store.batch import BatchRunner, ReservationBatch, SQLiteBatchRunner
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -91,17 +91,20 @@ class StoreBase:
         """Open and migrate: ``Settings`` (DATABASE_URL, else DATABASE_PATH), a
         ``postgresql://`` URL, or a SQLite file's path. Raises StoreUnavailable (one line,
         no password) when a PostgreSQL server cannot be reached or refuses the login."""
-        from bot.store.postgres import PostgresBackend
-        from bot.store.sqlite import SQLiteBackend
-
         if not isinstance(target, str | os.PathLike):
             url = target.database_url
             target = url.get_secret_value() if url is not None else target.database_path
         backend: Backend
         path: Path | None = None
+        pool_runner: BatchRunner | None = None  # PostgreSQL batches run on its pool
         if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
-            backend = await PostgresBackend.connect(target, **options)
+            # asyncpg is imported only when used (about 2 MB resident)
+            from bot.store.postgres import PostgresBackend
+
+            backend = pool_runner = await PostgresBackend.connect(target, **options)
         else:
+            from bot.store.sqlite import SQLiteBackend
+
             path = Path(target)
             backend = await SQLiteBackend.connect(path)
         try:
@@ -112,12 +115,12 @@ class StoreBase:
         store = cls(backend, path)
         from bot.store.batch import ReservationBatch, SQLiteBatchRunner
 
-        if isinstance(backend, PostgresBackend):
-            store._batch = ReservationBatch(backend)
+        if pool_runner is not None:
+            store._batch = ReservationBatch(pool_runner)
         elif path is not None:
-            from bot.store.sqlite import BUSY_TIMEOUT_MS
+            from bot.store.sqlite import BUSY_TIMEOUT_MS, CACHE_SIZE
 
-            store._sqlite_runner = SQLiteBatchRunner(path, BUSY_TIMEOUT_MS)
+            store._sqlite_runner = SQLiteBatchRunner(path, BUSY_TIMEOUT_MS, CACHE_SIZE)
             store._batch = ReservationBatch(store._sqlite_runner)
         return store
 

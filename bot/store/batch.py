@@ -149,9 +149,10 @@ class ReservationBatch:
 class SQLiteBatchRunner:
     """Batches on a second connection to the SQLite file, in one worker thread."""
 
-    def __init__(self, path: Path, busy_timeout_ms: int) -> None:
+    def __init__(self, path: Path, busy_timeout_ms: int, cache_size: int = -2000) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._cache_size = cache_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reservations")
         self._conn: sqlite3.Connection | None = None
 
@@ -175,6 +176,7 @@ class SQLiteBatchRunner:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA cache_size = {self._cache_size:d}")
             self._conn = conn
         return self._conn
 
