@@ -59,6 +59,7 @@ class PostgresTx:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.held: set[tuple[LockSpace, int]] | None = None  # batches: locks already held
 
     async def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         return [dict(r) for r in await self.conn.fetch(_sql(sql), *plain_args(args))]
@@ -76,7 +77,45 @@ class PostgresTx:
         return int(tail) if tail.isdigit() else 0
 
     async def lock(self, space: LockSpace, key: int) -> None:
+        if self.held is not None and (space, key) in self.held:
+            return
         await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", int(space), _fold(key))
+
+
+async def _run_in_batch(tx: PostgresTx, plan: Steps[Row]) -> Outcome:
+    """One plan of a batch. Its reads and its lock come first, outside any savepoint: a
+    refusal has written nothing, so it costs no savepoint. The savepoint opens at the
+    first write, so a failing write rolls back only this plan's. A failing read leaves
+    the transaction unusable: it fails the whole batch (nothing is written)."""
+    assert tx.held is not None
+    savepoint: Any = None
+    try:
+        query = next(plan)
+        while True:
+            if savepoint is None and _writes(query):
+                savepoint = tx.conn.transaction()
+                await savepoint.start()
+            result = await steps.ask(tx, query)
+            if query.kind == "lock" and savepoint is None:
+                tx.held.add((query.space, query.key))  # at the top level: to the end
+            query = plan.send(result)
+    except StopIteration as done:
+        if savepoint is not None:
+            await savepoint.commit()
+        row: Row = done.value
+        return row
+    except Exception as exc:  # a refusal, or a failing statement
+        if savepoint is not None:
+            await savepoint.rollback()
+        elif isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+            raise
+        return exc
+
+
+def _writes(query: steps.Query) -> bool:
+    if query.kind == "lock":
+        return False
+    return query.kind == "execute" or not query.sql.lstrip().upper().startswith("SELECT")
 
 
 def where(url: str) -> str:
@@ -169,17 +208,13 @@ class PostgresBackend:
                 yield PostgresTx(conn)
 
     async def run_batch(self, plans: list[Steps[Row]]) -> list[Outcome]:
-        """Every plan in one transaction, each in a savepoint (see bot/store/batch.py)."""
-        outcomes: list[Outcome] = []
+        """Every plan in one transaction (see bot/store/batch.py), the writes of each in
+        a savepoint of its own. The batch comes sorted by guild: the guild locks are
+        taken in that order, once each, and held to the end."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="read_committed"):
             tx = PostgresTx(conn)
-            for plan in plans:
-                try:
-                    async with conn.transaction():  # nested: a savepoint
-                        outcomes.append(await steps.run(tx, plan))
-                except Exception as exc:  # a refusal or a failing statement: this one only
-                    outcomes.append(exc)
-        return outcomes
+            tx.held = set()
+            return [await _run_in_batch(tx, plan) for plan in plans]
 
     async def withdraw(self, job_ids: list[str]) -> None:
         async with self.transaction() as tx:

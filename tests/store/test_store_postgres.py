@@ -221,3 +221,51 @@ async def test_callers_cancelled_while_their_batch_waits_leave_nothing(
     finally:
         await other.close()
         await store.close()
+
+
+async def test_a_batch_isolates_each_reservation_and_holds_each_guild_lock_once(
+    pg_server: PgServer,
+) -> None:
+    """One batch: a refusal (no savepoint needed), a write that fails (only its own
+    savepoint rolls back), good reservations around them; the guild lock is held to the
+    end of the batch. A failing read fails the whole batch, writing nothing."""
+    from bot.store import steps
+    from bot.store.backend import LockSpace
+    from bot.store.jobs import reserve_steps
+    from bot.store.postgres import PostgresBackend
+
+    url = pg_server.fresh_url()
+    store = await Store.open(url)
+    try:
+        backend = store.backend
+        assert isinstance(backend, PostgresBackend)
+        quota = QuotaSettings(seconds=8)
+
+        def good(job_id: str) -> steps.Steps[dict[str, object]]:
+            return reserve_steps(new_job(), quota, 1000.0, job_id, f"hash-{job_id}")
+
+        def failing_write() -> steps.Steps[dict[str, object]]:
+            yield steps.lock(LockSpace.QUOTA, GUILD)
+            yield steps.execute("INSERT INTO meta (key, value) VALUES ('written', 'x')")
+            yield steps.one("INSERT INTO no_such_table VALUES (1) RETURNING *")
+            raise AssertionError("unreachable")
+
+        outcomes = await backend.run_batch(
+            [good("a" * 32), failing_write(), good("b" * 32), good("c" * 32)])
+        assert isinstance(outcomes[0], dict) and outcomes[0]["id"] == "a" * 32
+        assert isinstance(outcomes[1], Exception) and not isinstance(outcomes[1], QuotaExceeded)
+        assert isinstance(outcomes[2], dict) and outcomes[2]["id"] == "b" * 32
+        assert isinstance(outcomes[3], QuotaExceeded)  # 8 s of budget: the third refused
+        assert sorted(j.id for j in await store.jobs_for(GUILD, None)) == ["a" * 32, "b" * 32]
+        assert await store.meta_setdefault("written", "no") == "no"  # rolled back with it
+        assert sum(r.seconds for r in await store.ledger_rows()) == 8
+
+        def failing_read() -> steps.Steps[dict[str, object]]:
+            yield steps.one("SELECT * FROM no_such_table")
+            raise AssertionError("unreachable")
+
+        with pytest.raises(Exception, match="no_such_table"):
+            await backend.run_batch([good("d" * 32), failing_read()])
+        assert await table_count(store, "jobs") == 2  # "d" was not written either
+    finally:
+        await store.close()
