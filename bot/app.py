@@ -41,6 +41,7 @@ EXTENSIONS = (
 )
 SYNC_HASH_KEY = "global_commands_hash"
 GUILD_READY_S = 0.5
+DISCORD_CONNECTIONS = 100  # open connections to Discord, at most
 
 
 class StartupError(Exception):
@@ -84,6 +85,13 @@ class VideoBot(commands.AutoShardedBot):
         self.metrics: Metrics = Metrics()  # no-op until setup_hook, and with METRICS_PORT unset
         self.handle_sigterm = False  # run_bot: SIGTERM stops the bot cleanly
         self._closing: asyncio.Task[None] | None = None
+
+    async def login(self, token: str) -> None:
+        # discord.py's own connector has no limit: a burst of 1000 commands opened (and
+        # kept) a connection to Discord per deferral under way. A bounded pool reuses its
+        # connections: the burst is acknowledged sooner and holds less memory.
+        self.http.connector = aiohttp.TCPConnector(limit=DISCORD_CONNECTIONS)
+        await super().login(token)
 
     def provider(self, name: str) -> VideoProvider:
         if name not in self._providers:

@@ -77,6 +77,8 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         if self._busy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), grace_s)
+        for queue in self._queues.values():  # first: they start waiting jobs
+            await queue.close()
         tasks = list(self._tasks.values())
         if self._sweeper is not None:
             tasks.append(self._sweeper)
@@ -85,8 +87,6 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        for queue in self._queues.values():
-            await queue.close()
         if self._keeper is not None:
             self._keeper = None
             try:
