@@ -2,7 +2,7 @@
 
 1000 requests race for one guild's budget through the bot's own store (``Store.reserve``:
 the quota check and the job insert all-or-nothing; the reservations waiting at one
-moment share one transaction, a savepoint each): all at once in one process on SQLite,
+moment share one transaction): all at once in one process on SQLite,
 then split between three processes on PostgreSQL (timed from a common start once each
 process has connected). Three runs of each, each on a fresh database; medians and spread.
 The guild's budget admits 250 four-second jobs and each member's cap 25; half the requests

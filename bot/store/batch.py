@@ -1,6 +1,7 @@
 """Reservations grouped into one transaction: every reservation waiting at one moment
-joins one transaction, each inside its own savepoint, so a refusal (or a failing
-statement) rolls back only its own writes.
+joins one transaction, and each stays all-or-nothing: a refusal comes before any write,
+and a failing write rolls back only its own (a savepoint each on SQLite; on PostgreSQL a
+savepoint around each reservation's writes only, see ``bot.store.postgres``).
 
 ``ReservationBatch`` owns the queue: its own task drains it, so a cancelled caller
 strands no one, and a reservation whose caller was cancelled while its batch ran is
@@ -32,7 +33,8 @@ Outcome = Row | Exception
 
 class BatchRunner(Protocol):
     async def run_batch(self, plans: list[Steps[Row]]) -> list[Outcome]:
-        """Run every plan in one transaction, each in its own savepoint."""
+        """Run every plan in one transaction; a plan's refusal or failing write is its
+        outcome and undoes only its own writes."""
         ...
 
     async def withdraw(self, job_ids: list[str]) -> None:
