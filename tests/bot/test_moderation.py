@@ -352,16 +352,21 @@ async def test_a_failed_job_gets_an_audit_line_with_the_refund(tmp_path: Path) -
 # -- /forget-me -------------------------------------------------------------------------------
 
 
+async def ask_to_forget(w: World) -> tuple[Message, str]:
+    """/forget-me: its private confirmation message and the custom id of its Yes button."""
+    ask = await w.command("forget-me")
+    await w.wait_reply(ask, "cannot be undone")
+    (prompt_msg,) = [m for m in w.fd.messages(w.channel, include_ephemeral=True)
+                     if str(m.interaction_id) == str(ask)]
+    ids = [c["custom_id"] for row in prompt_msg.components for c in row["components"]]
+    return prompt_msg, next(i for i in ids if i.startswith("forget:yes:"))
+
+
 async def test_forget_me_deletes_prompts_after_confirmation(tmp_path: Path) -> None:
     async with moderated(tmp_path) as (w, _):
         await w.command("video", {"prompt": "my secret garden", "duration": 8})
         (video,) = await w.wait_videos(1)
-        ask = await w.command("forget-me")
-        await w.wait_reply(ask, "cannot be undone")
-        (prompt_msg,) = [m for m in w.fd.messages(w.channel, include_ephemeral=True)
-                         if str(m.interaction_id) == str(ask)]
-        ids = [c["custom_id"] for row in prompt_msg.components for c in row["components"]]
-        yes = next(i for i in ids if i.startswith("forget:yes:"))
+        prompt_msg, yes = await ask_to_forget(w)
         stranger = w.fd.add_member(w.guild, name="stranger")
         await w.fd.send_interaction(w.fd.button(yes, prompt_msg.id, user_id=stranger))
         await asyncio.sleep(0.3)
@@ -400,12 +405,7 @@ async def test_forget_me_also_removes_the_prompt_a_sandbox_task_id_carries(
         body = job.task_id.removeprefix("sbx_")
         assert "my secret orchard" in base64.urlsafe_b64decode(
             body + "=" * (-len(body) % 4)).decode()
-        ask = await w.command("forget-me")
-        await w.wait_reply(ask, "cannot be undone")
-        (prompt_msg,) = [m for m in w.fd.messages(w.channel, include_ephemeral=True)
-                         if str(m.interaction_id) == str(ask)]
-        ids = [c["custom_id"] for row in prompt_msg.components for c in row["components"]]
-        yes = next(i for i in ids if i.startswith("forget:yes:"))
+        prompt_msg, yes = await ask_to_forget(w)
         await w.fd.send_interaction(w.fd.button(yes, prompt_msg.id, user_id=w.member))
         await eventually(lambda: "Done" in (w.fd.message(prompt_msg.id).content or ""))
         (forgotten,) = await w.bot.store.jobs_for(w.guild, None)
