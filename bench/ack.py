@@ -19,16 +19,15 @@ import asyncio
 import contextlib
 import gc
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import (
     Child,
     Report,
-    machine_note,
     ms,
     percentile,
+    run_report,
     start_bot,
     start_floor_bot,
 )
@@ -176,11 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline-burst", type=int, default=DEADLINE_BURST)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(prefix="bench-ack-") as tmp:
-        report = asyncio.run(measure(sizes, Path(tmp), args.reps, args.deadline_burst))
-    print(report.table())
-    print(f"\n{machine_note()}")
-    return 0 if report.ok else 1
+    return run_report("ack", lambda tmp: measure(sizes, tmp, args.reps, args.deadline_burst))
 
 
 if __name__ == "__main__":

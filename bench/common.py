@@ -15,8 +15,9 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -308,3 +309,13 @@ def quiet_logs() -> None:
 
     logging.basicConfig(level=logging.WARNING, stream=io.StringIO())
     logging.getLogger().setLevel(logging.ERROR)
+
+
+def run_report(name: str, measure: Callable[[Path], Coroutine[Any, Any, Report]]) -> int:
+    """``python -m bench.<name>``: run ``measure`` in a fresh temporary folder, print its
+    table and the machine line; the exit status says whether every goal held."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        report = asyncio.run(measure(Path(tmp)))
+    print(report.table())
+    print(f"\n{machine_note()}")
+    return 0 if report.ok else 1

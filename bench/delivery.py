@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,10 @@ from bench.common import (
     Report,
     base_env,
     hwm,
-    machine_note,
     ms,
     reset_hwm,
     rss,
+    run_report,
     sqlite_count,
     start_bot,
     write_mp4,
@@ -198,11 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.delivery")
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
-        report = asyncio.run(measure(Path(tmp), args.reps))
-    print(report.table())
-    print(f"\n{machine_note()}")
-    return 0 if report.ok else 1
+    return run_report("delivery", lambda tmp: measure(tmp, args.reps))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import json
 import signal
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import ROOT, Report, machine_note, quiet_logs
+from bench.common import ROOT, Report, quiet_logs, run_report
 from bot.store import Store
 from tests.bot.support import World
 from tests.fakes.apixo import FakeApixo
@@ -304,11 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     quiet_logs()
-    with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
-        report = asyncio.run(measure(Path(tmp), args.rounds))
-    print(report.table())
-    print(f"\n{machine_note()}")
-    return 0 if report.ok else 1
+    return run_report("faults", lambda tmp: measure(tmp, args.rounds))
 
 
 if __name__ == "__main__":

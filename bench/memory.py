@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench.common import MIB, Report, machine_note, sqlite_count, start_bot
+from bench.common import MIB, Report, run_report, sqlite_count, start_bot
 from tests.fakes.apixo import FakeApixo
 from tests.fakes.fake_discord import FakeDiscord
 
@@ -99,11 +98,7 @@ async def measure(work: Path, batches: int = 2, per_batch: int = 1000) -> Report
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-        report = asyncio.run(measure(Path(tmp)))
-    print(report.table())
-    print(f"\n{machine_note()}")
-    return 0 if report.ok else 1
+    return run_report("memory", measure)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,12 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import ROOT, Report, machine_note
+from bench.common import ROOT, Report, run_report
 from bot.store import NewJob, QuotaExceeded, QuotaSettings, Store
 
 GUILD = 1
@@ -206,12 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                         "databases there) instead of an embedded one")
     parser.add_argument("--runs", type=int, default=3)
     parsed = parser.parse_args(args)
-    with tempfile.TemporaryDirectory(prefix="bench-quota-") as tmp:
-        report = asyncio.run(measure(Path(tmp), parsed.requests, parsed.database_url,
-                                         parsed.runs))
-    print(report.table())
-    print(f"\n{machine_note()}")
-    return 0 if report.ok else 1
+    return run_report("quota", lambda tmp: measure(tmp, parsed.requests, parsed.database_url,
+                                                   parsed.runs))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,10 @@ started; the median of three runs, with the spread.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-import tempfile
 from pathlib import Path
 
-from bench.common import Report, machine_note, start_bot
+from bench.common import Report, run_report, start_bot
 from tests.fakes.apixo import FakeApixo
 from tests.fakes.fake_discord import FakeDiscord
 
@@ -61,11 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.startup")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        report = asyncio.run(measure(Path(tmp), args.runs))
-    print(report.table())
-    print(f"\n{machine_note()}")
-    return 0 if report.ok else 1
+    return run_report("startup", lambda tmp: measure(tmp, args.runs))
 
 
 if __name__ == "__main__":

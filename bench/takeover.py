@@ -15,11 +15,10 @@ import asyncio
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Report, machine_note
+from bench.common import Report, run_report
 from tests.bot.test_scaleout import LEASE_S, all_jobs, burst, settle, two_shards
 from tests.pgserver import server, stop_server
 
@@ -71,13 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-takeover-") as tmp:
-            report = asyncio.run(measure(Path(tmp), args.runs))
+        return run_report("takeover", lambda tmp: measure(tmp, args.runs))
     finally:
         stop_server()
-    print(report.table())
-    print(machine_note())
-    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":
