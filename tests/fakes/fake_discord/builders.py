@@ -185,18 +185,24 @@ class Builders:
             return float(value)
         return value
 
+    def _on_message(self, itype: int, message_id: int, user_id: int | None, locale: str,
+                    attachment_size_limit: int | None) -> tuple[Any, Guild, dict[str, Any]]:
+        """An interaction of ``itype`` on a stored message, in that message's channel."""
+        msg = self.fd.store.by_id.get(message_id)
+        if msg is None:
+            raise KeyError(f"unknown message {message_id}")
+        guild, channel_id, user_id = self._context(msg.guild_id, msg.channel_id, user_id)
+        return msg, guild, self._base(itype, guild, channel_id, user_id, locale=locale,
+                                      attachment_size_limit=attachment_size_limit)
+
     def message_command(self, name: str, message_id: int, *, user_id: int | None = None,
                         attachment_size_limit: int | None = None,
                         locale: str = "en-US") -> dict[str, Any]:
         """A MESSAGE context-menu command (Apps -> NAME) on a stored message: data type 3
         with ``target_id`` and the message in ``resolved.messages``."""
         fd = self.fd
-        msg = fd.store.by_id.get(message_id)
-        if msg is None:
-            raise KeyError(f"unknown message {message_id}")
-        guild, channel_id, user_id = self._context(msg.guild_id, msg.channel_id, user_id)
-        payload = self._base(2, guild, channel_id, user_id, locale=locale,
-                             attachment_size_limit=attachment_size_limit)
+        msg, guild, payload = self._on_message(2, message_id, user_id, locale,
+                                               attachment_size_limit)
         cmd = fd.commands.find(name, guild.id, ctype=3)
         payload["data"] = {
             "id": cmd["id"] if cmd else str(fd.ids.next()), "name": name, "type": 3,
@@ -227,20 +233,15 @@ class Builders:
                   component_type: int | None = None, values: list[str] | None = None,
                   attachment_size_limit: int | None = None, locale: str = "en-US",
                   ) -> dict[str, Any]:
-        fd = self.fd
-        msg = fd.store.by_id.get(message_id)
-        if msg is None:
-            raise KeyError(f"unknown message {message_id}")
-        guild, channel_id, user_id = self._context(msg.guild_id, msg.channel_id, user_id)
-        payload = self._base(3, guild, channel_id, user_id, locale=locale,
-                             attachment_size_limit=attachment_size_limit)
+        msg, _, payload = self._on_message(3, message_id, user_id, locale,
+                                           attachment_size_limit)
         found = _find_component(msg.components, custom_id)
         ctype = component_type or (found or {}).get("type") or 2
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": ctype}
         if values is not None or ctype in (3, 5, 6, 7, 8):
             data["values"] = list(values or [])
         payload["data"] = data
-        payload["message"] = fd.store.payload(msg)
+        payload["message"] = self.fd.store.payload(msg)
         self._register(payload, name=None, message_id=msg.id)
         return payload
 
