@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import io
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,19 +88,26 @@ class World:
     async def settled(self, count: int, within: float = 30.0) -> list[Job]:
         """Wait until ``count`` jobs exist and none is unfinished (the video message can
         appear a moment before its job is recorded as delivered); return them."""
-        deadline = time.monotonic() + within
-        while True:
-            jobs = await self.bot.store.jobs_for(self.guild, None, limit=10_000)
-            if len(jobs) >= count and all(job.terminal for job in jobs):
-                return jobs
-            if time.monotonic() > deadline:
-                states = sorted(job.state.value for job in jobs)
-                raise AssertionError(f"jobs did not settle within {within} s: {states}")
-            await asyncio.sleep(0.05)
+        return await settled_jobs(
+            lambda: self.bot.store.jobs_for(self.guild, None, limit=10_000), count, within)
 
     async def wait_videos(self, count: int, within: float = 30.0) -> list[Message]:
         await self.fd.wait_for(lambda: len(self.videos()) >= count, within)
         return self.videos()
+
+
+async def settled_jobs(read: Callable[[], Awaitable[list[Job]]], count: int, within: float,
+                       every: float = 0.05) -> list[Job]:
+    """Read the jobs every ``every`` seconds until ``count`` exist and none is unfinished."""
+    deadline = time.monotonic() + within
+    while True:
+        jobs = await read()
+        if len(jobs) >= count and all(job.terminal for job in jobs):
+            return jobs
+        if time.monotonic() > deadline:
+            states = sorted(job.state.value for job in jobs)
+            raise AssertionError(f"jobs did not settle within {within} s: {states}")
+        await asyncio.sleep(every)
 
 
 def png(width: int, height: int) -> bytes:

@@ -208,12 +208,7 @@ async def test_a_cooldown_refuses_with_when_to_ask_again(tmp_path: Path) -> None
         await moderate(w, "settings", {"cooldown": 3600}, needle="updated")
         await w.command("video", {"prompt": "first fox"})
         await w.wait_videos(1)
-        (job,) = await w.bot.store.jobs_for(w.guild, w.member)
-        for _ in range(200):  # the post is recorded (and charged) just after it shows
-            if job.state is JobState.DELIVERED:
-                break
-            await asyncio.sleep(0.05)
-            (job,) = await w.bot.store.jobs_for(w.guild, w.member)
+        (job,) = await w.settled(1)  # recorded (and charged) just after the post shows
         assert job.state is JobState.DELIVERED
         attempt = await w.command("video", {"prompt": "second fox"})
         text = await refused(w, fake, attempt, "Slow down")

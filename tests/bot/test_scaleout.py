@@ -17,6 +17,7 @@ import pytest
 
 from bot.catalog import get_model
 from bot.store import Job, JobState, Store
+from tests.bot.support import settled_jobs
 from tests.bot.test_process import Guild, Running, bot_env, bot_process, send, videos
 from tests.bot.test_shards import guild_id_on_shard
 from tests.fakes.apixo import FakeApixo
@@ -74,15 +75,7 @@ async def all_jobs(store: Store, guilds: list[Guild]) -> list[Job]:
 
 
 async def settle(store: Store, guilds: list[Guild], count: int, within: float) -> list[Job]:
-    deadline = time.monotonic() + within
-    while True:
-        jobs = await all_jobs(store, guilds)
-        if len(jobs) >= count and all(j.terminal for j in jobs):
-            return jobs
-        if time.monotonic() > deadline:
-            states = sorted(j.state.value for j in jobs)
-            raise AssertionError(f"jobs did not settle in {within} s: {states}")
-        await asyncio.sleep(0.2)
+    return await settled_jobs(lambda: all_jobs(store, guilds), count, within, every=0.2)
 
 
 async def burst(fd: FakeDiscord, guilds: list[Guild], per_guild: int) -> None:
