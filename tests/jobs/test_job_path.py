@@ -50,7 +50,9 @@ async def test_cancel_does_not_refund_a_job_that_moved_to_submitting_meanwhile(
 
         async def racing_cancel(job_id: str, *args: Any, **kwargs: Any) -> bool:
             # Between /cancel's read (reserved: refund) and its write, the job's own
-            # task takes a slot and starts its POST.
+            # task takes a slot (leaving the line) and starts its POST. Left in line, the
+            # queue would soon start it from `submitting` and resolve it as never sent.
+            h.service._leave_queues(job_id)
             assert await h.store.mark_submitting(job_id)
             return await original(job_id, *args, **kwargs)
 
