@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bot.jobs.core import JobCore
 from bot.jobs.types import DeliveryFailed, JobUpdate, Phase
-from bot.media.video import VideoInfo, VideoProblem, probe_mp4
+from bot.media.video import HOLD_IN_MEMORY_BYTES, HeldVideo, VideoInfo, VideoProblem
 from bot.providers.base import VideoProvider
 from bot.providers.download import DownloadError
 from bot.store import Job
@@ -26,12 +25,18 @@ class DeliverySteps(JobCore):
         path = self._work_dir / "videos" / f"{job.id}.mp4"
         await self._notify(JobUpdate(job, Phase.DOWNLOADING))
         try:
-            if not path.exists() or job.video_path != str(path):
-                await provider.download(
-                    self._session, job.video_url, path, self._settings.max_video_bytes
-                )
-                await self._store.set_video_path(job.id, str(path))
-            info = await asyncio.to_thread(probe_mp4, path)
+            if job.video_path == str(path) and path.exists():
+                video = HeldVideo(path)  # downloaded before a restart
+            else:
+                # A typical result (a few MB) stays in memory until it is posted; a
+                # larger one is written, and recorded so that a restart skips the download.
+                video = HeldVideo(path, await provider.fetch_result(
+                    self._session, job.video_url, path, self._settings.max_video_bytes,
+                    keep_in_memory=HOLD_IN_MEMORY_BYTES,
+                ))
+                if video.data is None:
+                    await self._store.set_video_path(job.id, str(path))
+            info = await asyncio.to_thread(video.probe)
         except (DownloadError, VideoProblem) as exc:
             path.unlink(missing_ok=True)
             await self._fail(job, "bad_result", f"The finished video could not be used: "
@@ -39,7 +44,7 @@ class DeliverySteps(JobCore):
             return
         await self._notify(JobUpdate(job, Phase.POSTING))
         with self._critical(job.id):  # a stopping process lets the post finish
-            message_id = await self._post_with_retries(job, path, info)
+            message_id = await self._post_with_retries(job, video, info)
             if message_id is None:
                 return
             await self._store.mark_delivered(job.id, message_id)
@@ -48,7 +53,9 @@ class DeliverySteps(JobCore):
         if done is not None:
             await self._notify(JobUpdate(done, Phase.DONE))
 
-    async def _post_with_retries(self, job: Job, path: Path, info: VideoInfo) -> int | None:
+    async def _post_with_retries(
+        self, job: Job, video: HeldVideo, info: VideoInfo
+    ) -> int | None:
         previous = int(job.context.get("delivery_attempt", 0))
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, DeliveryFailed) and not e.permanent),
@@ -67,8 +74,8 @@ class DeliverySteps(JobCore):
                     number = previous + attempt.retry_state.attempt_number
                     await self._store.update_context(job.id, {"delivery_attempt": number})
                     job = await self._store.job(job.id) or job
-                    return await self._deliver(job, path, info)
+                    return await self._deliver(job, video, info)
         except DeliveryFailed as exc:
-            path.unlink(missing_ok=True)
+            video.path.unlink(missing_ok=True)
             await self._fail(job, "delivery_failed", exc.user_message)
         return None

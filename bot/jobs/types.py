@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
-from bot.media.video import VideoInfo
+from bot.media.video import HeldVideo, VideoInfo
 from bot.store import Job
 
 
@@ -44,5 +43,5 @@ class DeliveryFailed(Exception):
 # Posts the finished video and returns the new message's id. Called at least once per
 # job: it must be idempotent by job id (a restart between posting and recording the
 # post calls it again for the same job).
-Deliver = Callable[[Job, Path, VideoInfo], Awaitable[int]]
+Deliver = Callable[[Job, HeldVideo, VideoInfo], Awaitable[int]]
 OnUpdate = Callable[[JobUpdate], Awaitable[None]]

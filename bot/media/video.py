@@ -1,9 +1,9 @@
-"""Video checks and shrinking with PyAV. Everything streams: no video is read whole.
+"""Video checks, and shrinking with PyAV. Everything streams: no video is read whole.
 
-``probe_mp4`` tells a real MP4/MOV from an HTML error page or a truncated download;
-``shrink_to_fit`` re-encodes a video to H.264/AAC under a byte cap (Discord's upload
-limit). Both are blocking and CPU- or IO-heavy: the ``*_async`` wrappers run them in a
-worker thread.
+``probe_mp4`` tells a real MP4/MOV from an HTML error page, another container or a
+truncated download by its structure alone (bot/media/mp4.py), so posting a video never
+imports PyAV; ``shrink_to_fit`` re-encodes a video to H.264/AAC under a byte cap
+(Discord's upload limit). Both block: callers run them in a worker thread.
 """
 
 from __future__ import annotations
@@ -12,20 +12,18 @@ import asyncio
 import logging
 import math
 import os
-import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from bot.media import mp4
 
 if TYPE_CHECKING:  # PyAV costs ~17 MB resident: imported only when a video is handled
     import av
 
 log = logging.getLogger(__name__)
 
-# Box types an MP4/MOV-family file may start with.
-_FIRST_BOXES = {b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}
-_MAX_TOP_BOXES = 200_000
 _MARGIN = 0.92  # share of the byte cap planned for; the rest absorbs rate-control error
 _MIN_VIDEO_BPS = 40_000
 _MIN_BITS_PER_PIXEL = 0.045  # below this per frame, x264 output is mush: downscale instead
@@ -51,87 +49,83 @@ class VideoInfo:
     size_bytes: int
 
 
+# A finished video up to this size is held in memory from download to post: no disk.
+HOLD_IN_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HeldVideo:
+    """A finished video: its bytes when held in memory, else the file at ``path``
+    (``path`` is also where a held video is written when it must be shrunk)."""
+
+    path: Path
+    data: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.path.stat().st_size
+
+    def read_bytes(self) -> bytes:
+        return self.data if self.data is not None else self.path.read_bytes()
+
+    def probe(self) -> VideoInfo:
+        return probe_mp4(self.path) if self.data is None else probe_mp4_bytes(self.data)
+
+    def save(self) -> Path:
+        """The video as a file (written, atomically, when it is held in memory)."""
+        if self.data is not None:
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                tmp.write_bytes(self.data)
+                os.replace(tmp, self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return self.path
+
+
 _NOT_VIDEO = "The provider's file is not a playable MP4 video."
 _TRUNCATED = "The video file is incomplete (the download was cut short)."
 
 
 def probe_mp4(path: Path) -> VideoInfo:
-    """Check that ``path`` is a complete MP4/MOV with a decodable video stream."""
+    """Check that ``path`` is a complete MP4/MOV with a video track whose every frame is
+    in the file (bot/media/mp4.py: the boxes and sample tables, nothing decoded)."""
     path = Path(path)
     try:
         size = path.stat().st_size
+        with path.open("rb") as fh:
+
+            def read(offset: int, length: int) -> bytes:
+                fh.seek(offset)
+                return fh.read(length)
+
+            return _probe(read, size)
     except OSError as exc:
         raise VideoProblem("The video file is missing.", detail=type(exc).__name__) from None
+
+
+def probe_mp4_bytes(data: bytes) -> VideoInfo:
+    """``probe_mp4`` for a video held in memory."""
+    view = memoryview(data)
+    return _probe(lambda offset, length: bytes(view[offset : offset + length]), len(data))
+
+
+def _probe(read: mp4.Read, size: int) -> VideoInfo:
     if size == 0:
         raise VideoProblem("The video file is empty.")
-    _check_boxes(path, size)
-    import av
-
     try:
-        # skip_frame=all: FFmpeg's stream probing (avformat_find_stream_info) takes the
-        # codec parameters from the MP4's sample description instead of decoding frames
-        # itself; the one frame decoded below is the proof that the video decodes. This
-        # halves the time a probe adds between a provider's success and the post.
-        with av.open(str(path), "r", options={"skip_frame": "all"}) as container:
-            if "mp4" not in container.format.name and "mov" not in container.format.name:
-                raise VideoProblem(_NOT_VIDEO, detail=f"container {container.format.name}")
-            if not container.streams.video:
-                raise VideoProblem("The provider's file has no video in it.")
-            stream = container.streams.video[0]
-            codec = stream.codec_context.name
-            width, height = stream.codec_context.width, stream.codec_context.height
-            has_audio = bool(container.streams.audio)
-            if container.duration is not None:
-                duration = container.duration / 1_000_000
-            elif stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            else:
-                duration = 0.0
-            frame = next(iter(container.decode(stream)), None)
-            if frame is None:
-                raise VideoProblem(_NOT_VIDEO, detail="no frame decodes")
-    except av.FFmpegError as exc:
-        raise VideoProblem(_NOT_VIDEO, detail=f"{type(exc).__name__}: {exc.strerror}") from None
-    if width <= 0 or height <= 0:
-        raise VideoProblem(_NOT_VIDEO, detail="no picture size")
+        layout = mp4.read_layout(read, size)
+    except mp4.Malformed as exc:
+        raise VideoProblem(_TRUNCATED if exc.truncated else _NOT_VIDEO, detail=exc.detail) from None
     return VideoInfo(
-        duration_s=duration,
-        width=width,
-        height=height,
-        video_codec=codec,
-        has_audio=has_audio,
+        duration_s=layout.duration_s,
+        width=layout.width,
+        height=layout.height,
+        video_codec=layout.codec,
+        has_audio=layout.has_audio,
         size_bytes=size,
     )
-
-
-def _check_boxes(path: Path, size: int) -> None:
-    """Walk the top-level ISO-BMFF boxes: wrong magic or a box past the end is fatal."""
-    with path.open("rb") as fh:
-        pos = 0
-        for index in range(_MAX_TOP_BOXES):
-            if size - pos < 8:
-                if index == 0:
-                    raise VideoProblem(_NOT_VIDEO, detail="too short to be a video")
-                return  # a few bytes of trailing padding are harmless
-            fh.seek(pos)
-            head = fh.read(16)
-            box_size, kind = struct.unpack(">I4s", head[:8])
-            if index == 0 and kind not in _FIRST_BOXES:
-                looks = "an HTML or text page" if head.lstrip()[:1] in (b"<", b"{") else "no MP4"
-                raise VideoProblem(_NOT_VIDEO, detail=f"starts like {looks}")
-            if box_size == 1:
-                if len(head) < 16:
-                    raise VideoProblem(_TRUNCATED, detail="cut inside a box header")
-                box_size = struct.unpack(">Q", head[8:16])[0]
-            elif box_size == 0:
-                box_size = size - pos  # "extends to the end of the file"
-            if box_size < 8:
-                raise VideoProblem(_NOT_VIDEO, detail=f"bad box size at offset {pos}")
-            if pos + box_size > size:
-                raise VideoProblem(_TRUNCATED, detail=f"{kind!r} box ends past the file end")
-            pos += box_size
-            if pos == size:
-                return
 
 
 def shrink_to_fit(src: Path, dest: Path, max_bytes: int) -> VideoInfo:

@@ -13,23 +13,19 @@ import io
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 import discord
 
 from bot.catalog import get_model
 from bot.jobs.types import DeliveryFailed
-from bot.media.video import VideoInfo, VideoProblem, shrink_to_fit_async
+from bot.media.video import HeldVideo, VideoInfo, VideoProblem, shrink_to_fit_async
 from bot.posting.views import is_result_message
 from bot.store import Job
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-# Up to this size a video is read in one go and sent from memory; larger ones stream from
-# disk (aiohttp reads a file 256 KiB at a time in a worker thread: one trip per chunk).
-IN_MEMORY_UPLOAD_BYTES = 8 * 1024 * 1024
 # Multipart overhead and the embed travel with the file: keep a margin under the limit.
 UPLOAD_MARGIN = 256 * 1024
 HISTORY_LOOKBACK = 50
@@ -73,28 +69,28 @@ class DiscordDelivery:
             log.warning("could not read channel history for job %s", job.id)
         return None
 
-    async def deliver(self, job: Job, path: Path, info: VideoInfo) -> int:
+    async def deliver(self, job: Job, video: HeldVideo, info: VideoInfo) -> int:
         if int(job.context.get("delivery_attempt", 1)) > 1:
             existing = await self.find_posted(job)
             if existing is not None:
                 log.info("job %s was already posted as message %s", job.id, existing)
                 return existing
         limit = int(job.context.get("upload_limit", DEFAULT_UPLOAD_LIMIT)) - UPLOAD_MARGIN
-        upload, shown = path, info
-        if info.size_bytes > limit:
-            upload = path.with_suffix(".small.mp4")
-            try:
-                shown = await shrink_to_fit_async(path, upload, limit)
-            except VideoProblem:
-                upload.unlink(missing_ok=True)
-                return await self._post_link(job)
+        if info.size_bytes <= limit:
+            return await self._post_file(job, video, info)
+        small = video.path.with_suffix(".small.mp4")
         try:
-            return await self._post_file(job, upload, shown)
+            source = await asyncio.to_thread(video.save)
+            shown = await shrink_to_fit_async(source, small, limit)
+        except VideoProblem:
+            small.unlink(missing_ok=True)
+            return await self._post_link(job)
+        try:
+            return await self._post_file(job, HeldVideo(small), shown)
         finally:
-            if upload != path:
-                upload.unlink(missing_ok=True)
+            small.unlink(missing_ok=True)
 
-    async def _post_file(self, job: Job, path: Path, info: VideoInfo) -> int:
+    async def _post_file(self, job: Job, video: HeldVideo, info: VideoInfo) -> int:
         mention = discord.AllowedMentions(
             everyone=False, roles=False, users=[discord.Object(job.user_id or 0)]
         )
@@ -102,7 +98,7 @@ class DiscordDelivery:
             message = await self._channel(job).send(
                 content=f"<@{job.user_id}>",
                 embed=self._embed(job, info),
-                file=await _attachment(path, f"video-{job.id[:8]}.mp4"),
+                file=_attachment(video, f"video-{job.id[:8]}.mp4"),
                 view=self._view(job),
                 allowed_mentions=mention,
                 nonce=post_nonce(job),
@@ -161,9 +157,8 @@ def post_nonce(job: Job) -> str:
     return job.id[:25]  # Discord takes nonces of up to 25 characters
 
 
-async def _attachment(path: Path, filename: str) -> discord.File:
-    """The video as a discord.File: from memory when small, else streamed from disk."""
-    if path.stat().st_size <= IN_MEMORY_UPLOAD_BYTES:
-        data = await asyncio.to_thread(path.read_bytes)
-        return discord.File(io.BytesIO(data), filename=filename)
-    return discord.File(path, filename=filename)
+def _attachment(video: HeldVideo, filename: str) -> discord.File:
+    """The video as a discord.File: from memory when held there, else streamed from disk."""
+    if video.data is not None:
+        return discord.File(io.BytesIO(video.data), filename=filename)
+    return discord.File(video.path, filename=filename)

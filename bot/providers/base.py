@@ -113,3 +113,15 @@ class VideoProvider(abc.ABC):
         from bot.providers.download import download_to_file
 
         return await download_to_file(session, url, dest, max_bytes)
+
+    async def fetch_result(
+        self, session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int, *,
+        keep_in_memory: int,
+    ) -> bytes | None:
+        """A result for posting: its bytes when it is at most ``keep_in_memory`` bytes
+        (nothing written), else None once it is in ``dest``. Overridden by the sandbox."""
+        from bot.providers.download import download_video
+
+        return await download_video(
+            session, url, dest, max_bytes, keep_in_memory=keep_in_memory
+        )

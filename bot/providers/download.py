@@ -100,6 +100,29 @@ async def download_to_file(
     while streaming); retries connection errors, 5xx and 429 a few times within
     ``timeout_s`` overall. A partial file never survives a failure.
     """
+    size, _ = await _download(session, url, dest, max_bytes, 0, timeout_s)
+    return size
+
+
+async def download_video(
+    session: aiohttp.ClientSession,
+    url: str,
+    dest: Path,
+    max_bytes: int,
+    *,
+    keep_in_memory: int,
+    timeout_s: float = 600,
+) -> bytes | None:
+    """``download_to_file``, except that a body of at most ``keep_in_memory`` bytes is
+    returned and nothing is written; a larger one is in ``dest`` (returns None)."""
+    _, data = await _download(session, url, dest, max_bytes, keep_in_memory, timeout_s)
+    return data
+
+
+async def _download(
+    session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int, keep: int,
+    timeout_s: float,
+) -> tuple[int, bytes | None]:
     safe = redact_url(url)
     try:
         parts = urlsplit(url)
@@ -122,9 +145,9 @@ async def download_to_file(
                 number = attempt.retry_state.attempt_number
                 if number > 1:
                     log.warning("retrying download of %s (attempt %d)", safe, number)
-                size = await _fetch_once(session, url, dest, max_bytes, deadline)
+                size, data = await _fetch_once(session, url, dest, max_bytes, keep, deadline)
                 log.info("downloaded %s: %d bytes", safe, size)
-                return size
+                return size, data
     except _Transient as exc:
         log.warning("download of %s failed: %s", safe, exc.detail)
         raise DownloadError(detail=f"{exc.detail} from {safe}") from None
@@ -132,16 +155,18 @@ async def download_to_file(
 
 
 async def _fetch_once(
-    session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int, deadline: float
-) -> int:
+    session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int, keep: int,
+    deadline: float,
+) -> tuple[int, bytes | None]:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise DownloadError("The video download took too long.", detail="deadline passed")
     timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=30, sock_read=120)
     current, must_be_public = url, False
     for _hop in range(MAX_REDIRECTS + 1):
-        outcome = await _get_once(session, current, must_be_public, dest, max_bytes, timeout)
-        if isinstance(outcome, int):
+        outcome = await _get_once(session, current, must_be_public, dest, max_bytes, keep,
+                                  timeout)
+        if not isinstance(outcome, str):
             return outcome
         current, must_be_public = outcome, await check_redirect(url, outcome)
     raise DownloadError(detail=f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}")
@@ -149,9 +174,10 @@ async def _fetch_once(
 
 async def _get_once(
     session: aiohttp.ClientSession, url: str, must_be_public: bool, dest: Path,
-    max_bytes: int, client_timeout: aiohttp.ClientTimeout,
-) -> str | int:
-    """One request: the redirect target it names (str), or the size of the saved body."""
+    max_bytes: int, keep: int, client_timeout: aiohttp.ClientTimeout,
+) -> str | tuple[int, bytes | None]:
+    """One request: the redirect target it names (str), or the body's size and, when it
+    was kept in memory, the body."""
     try:
         async with session.get(url, timeout=client_timeout, allow_redirects=False) as resp:
             if must_be_public:
@@ -175,7 +201,7 @@ async def _get_once(
                 raise DownloadTooLarge(
                     detail=f"Content-Length {resp.content_length} > cap {max_bytes}"
                 )
-            return await _stream_to(resp, dest, max_bytes)
+            return await _stream_to(resp, dest, max_bytes, keep)
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         raise _Transient(type(exc).__name__) from None
     except TimeoutError:
@@ -238,13 +264,16 @@ def _check_peer(resp: aiohttp.ClientResponse, url: str) -> None:
         raise RedirectRefused(detail=f"connected to a non-public address for {redact_url(url)}")
 
 
-async def _stream_to(resp: aiohttp.ClientResponse, dest: Path, max_bytes: int) -> int:
+async def _stream_to(
+    resp: aiohttp.ClientResponse, dest: Path, max_bytes: int, keep: int
+) -> tuple[int, bytes | None]:
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
     fh: BinaryIO | None = None
     total = 0
     # Chunks go to a worker thread as they came (no copy), 8 MB at a time: memory stays
     # bounded, and a typical result (a few MB) takes one trip to the thread, which
-    # creates, writes and renames the file.
+    # creates, writes and renames the file. A body of at most ``keep`` bytes is never
+    # written: it is returned whole.
     pending: list[bytes] = []
     pending_bytes = 0
     done = False
@@ -258,9 +287,12 @@ async def _stream_to(resp: aiohttp.ClientResponse, dest: Path, max_bytes: int) -
             if pending_bytes >= _WRITE_BATCH:
                 fh = await asyncio.to_thread(_write, fh, tmp, pending)
                 pending, pending_bytes = [], 0
+        if fh is None and total <= keep:
+            done = True
+            return total, b"".join(pending)
         await asyncio.to_thread(_finish, fh, tmp, dest, pending)
         done = True
-        return total
+        return total, None
     finally:
         if not done:  # synchronous on purpose: it must also run on cancellation
             _discard(fh, tmp)

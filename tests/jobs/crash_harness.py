@@ -21,7 +21,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.jobs.service import JobService
-from bot.media.video import VideoInfo
+from bot.media.video import HeldVideo, VideoInfo
 from bot.providers import make_provider
 from bot.store import Job, NewJob, QuotaSettings, Store
 from bot.web.server import WebhookServer
@@ -56,8 +56,8 @@ def arm(store: Store, point: str) -> None:
     setattr(store, method, wrapped)
 
 
-def make_deliver(posts: Path) -> Callable[[Job, Path, VideoInfo], Awaitable[int]]:
-    async def deliver(job: Job, path: Path, info: VideoInfo) -> int:
+def make_deliver(posts: Path) -> Callable[[Job, HeldVideo, VideoInfo], Awaitable[int]]:
+    async def deliver(job: Job, video: HeldVideo, info: VideoInfo) -> int:
         # Idempotent by job id, as the Discord layer is (it looks for its own message).
         lines = posts.read_text().splitlines() if posts.exists() else []
         for line in lines:
@@ -66,7 +66,7 @@ def make_deliver(posts: Path) -> Callable[[Job, Path, VideoInfo], Awaitable[int]
                 return int(row["message"])
         with posts.open("a") as fh:
             fh.write(json.dumps({"job": job.id, "message": 5000 + len(lines),
-                                 "bytes": path.stat().st_size}) + "\n")
+                                 "bytes": video.size}) + "\n")
         return 5000 + len(lines)
 
     return deliver

@@ -15,7 +15,7 @@ import aiohttp
 from bot.config import Settings
 from bot.jobs.service import JobService
 from bot.jobs.types import DeliveryFailed, JobUpdate
-from bot.media.video import VideoInfo
+from bot.media.video import HeldVideo, VideoInfo
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
 from bot.store import Job, NewJob, QuotaSettings, Store
@@ -33,11 +33,11 @@ class Recorder:
     updates: list[JobUpdate] = field(default_factory=list)
     failures: list[DeliveryFailed] = field(default_factory=list)
 
-    async def deliver(self, job: Job, path: Path, info: VideoInfo) -> int:
+    async def deliver(self, job: Job, video: HeldVideo, info: VideoInfo) -> int:
         self.calls.append(job.id)
         if self.failures:
             raise self.failures.pop(0)
-        self.posted.setdefault(job.id, path.read_bytes())
+        self.posted.setdefault(job.id, video.read_bytes())
         return 1000 + list(self.posted).index(job.id)
 
     async def on_update(self, update: JobUpdate) -> None:

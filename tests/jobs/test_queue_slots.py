@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.jobs.queueing import SlotQueue
 from bot.jobs.types import JobUpdate
-from bot.media.video import VideoInfo
+from bot.media.video import HeldVideo, VideoInfo
 from bot.quota import QuotaSettings
 from bot.store import Job, NewJob, Store
 from tests.fakes.apixo import FakeApixo
@@ -20,7 +20,7 @@ LIMIT = 10  # the catalog's max_concurrent for APIXO sora-2
 class HeldRecorder(Recorder):
     """Never finishes a post: the jobs stay `succeeded` until the service stops."""
 
-    async def deliver(self, job: Job, path: Path, info: VideoInfo) -> int:
+    async def deliver(self, job: Job, video: HeldVideo, info: VideoInfo) -> int:
         self.calls.append(job.id)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")

@@ -8,9 +8,11 @@ import pytest
 from bot.catalog import Orientation
 from bot.media.testcard import make_test_card
 from bot.media.video import (
+    HeldVideo,
     VideoProblem,
     _target_size,
     probe_mp4,
+    probe_mp4_bytes,
     shrink_to_fit,
     shrink_to_fit_async,
 )
@@ -72,6 +74,51 @@ def test_other_container_is_refused(tmp_path: Path) -> None:
         out.mux(stream.encode(None))
     with pytest.raises(VideoProblem, match="not a playable MP4"):
         probe_mp4(mkv)
+
+
+def test_a_video_held_in_memory_probes_as_its_file(card_mp4: Path, tmp_path: Path) -> None:
+    held = HeldVideo(tmp_path / "held.mp4", card_mp4.read_bytes())
+    assert probe_mp4_bytes(card_mp4.read_bytes()) == held.probe() == probe_mp4(card_mp4)
+    assert held.size == card_mp4.stat().st_size
+    assert held.save() == held.path and held.path.read_bytes() == card_mp4.read_bytes()
+    assert HeldVideo(held.path).probe() == probe_mp4(card_mp4)
+
+
+def _encode(path: Path, *, video: bool, audio: bool, movflags: str = "") -> None:
+    options = {"movflags": movflags} if movflags else {}
+    with av.open(str(path), "w", format="mp4", options=options) as out:
+        vstream = out.add_stream("libx264", rate=12) if video else None
+        astream = out.add_stream("aac", rate=48_000) if audio else None
+        if vstream is not None:
+            vstream.width, vstream.height, vstream.pix_fmt = 64, 48, "yuv420p"
+            for index in range(24):
+                frame = av.VideoFrame(64, 48, "yuv420p")
+                frame.pts = index
+                out.mux(vstream.encode(frame))
+            out.mux(vstream.encode(None))
+        if astream is not None:
+            for index in range(10):
+                sound = av.AudioFrame(format="fltp", layout="stereo", samples=1024)
+                for plane in sound.planes:
+                    plane.update(bytes(plane.buffer_size))
+                sound.sample_rate, sound.pts = 48_000, index * 1024
+                out.mux(astream.encode(sound))
+            out.mux(astream.encode(None))
+
+
+def test_a_fragmented_mp4_is_accepted(tmp_path: Path) -> None:
+    clip = tmp_path / "fragmented.mp4"
+    _encode(clip, video=True, audio=False, movflags="frag_keyframe+empty_moov")
+    info = probe_mp4(clip)
+    assert (info.width, info.height, info.video_codec) == (64, 48, "h264")
+
+
+def test_sound_without_pictures_is_refused(tmp_path: Path) -> None:
+    clip = tmp_path / "sound.mp4"
+    _encode(clip, video=False, audio=True)
+    with pytest.raises(VideoProblem, match="not a playable MP4") as err:
+        probe_mp4(clip)
+    assert "no video track" in str(err.value)
 
 
 def test_shrink_noise_video_under_the_cap(tmp_path: Path, noise_mp4: Path) -> None:

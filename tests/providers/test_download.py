@@ -17,6 +17,7 @@ from bot.providers.download import (
     RedirectRefused,
     check_redirect,
     download_to_file,
+    download_video,
     is_public_address,
     redact_url,
 )
@@ -142,6 +143,28 @@ async def test_download_ok(server: Server, session: aiohttp.ClientSession, tmp_p
     dest = tmp_path / "video.mp4"
     size = await download_to_file(session, f"{server.url}/ok.mp4?sig=abc", dest, 1_000_000)
     assert size == len(BODY)
+    assert dest.read_bytes() == BODY
+    assert leftovers(tmp_path) == ["video.mp4"]
+
+
+@pytest.mark.parametrize("path", ["/ok.mp4", f"/chunked?size={len(BODY)}"])
+async def test_a_small_video_is_kept_in_memory_and_nothing_is_written(
+    server: Server, session: aiohttp.ClientSession, tmp_path: Path, path: str
+) -> None:
+    dest = tmp_path / "video.mp4"
+    data = await download_video(session, f"{server.url}{path}", dest, 1_000_000,
+                                keep_in_memory=len(BODY))
+    assert data is not None and len(data) == len(BODY)
+    assert leftovers(tmp_path) == []
+
+
+async def test_a_video_over_the_memory_size_goes_to_the_file(
+    server: Server, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    dest = tmp_path / "video.mp4"
+    data = await download_video(session, f"{server.url}/ok.mp4", dest, 1_000_000,
+                                keep_in_memory=len(BODY) - 1)
+    assert data is None
     assert dest.read_bytes() == BODY
     assert leftovers(tmp_path) == ["video.mp4"]
 
