@@ -44,7 +44,8 @@ class SlotQueue:
         self.provider, self.model, self.limit = provider, model, max(1, limit)
         self._start = start
         self._on_place = on_place
-        self._waiters: dict[str, _Waiter] = {}
+        self._waiters: dict[str, _Waiter] = {}  # in the database's order once sorted
+        self._sorted = True
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._teller: asyncio.Task[None] | None = None
@@ -74,7 +75,9 @@ class SlotQueue:
         if await self._store.take_slot(job_id, self.limit):
             self.leave(job_id)
             return True
-        self._waiters.setdefault(job_id, _Waiter())
+        if job_id not in self._waiters:
+            self._waiters[job_id] = _Waiter()
+            self._sorted = False
         self._kick.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._dispatch(), name=f"slots-{self.model}")
@@ -109,6 +112,8 @@ class SlotQueue:
                 await asyncio.wait_for(self._kick.wait(), POLL_S)
 
     async def _grant(self) -> None:
+        if not self._sorted:
+            await self._sort()
         for job_id in list(self._waiters):
             if job_id not in self._waiters:
                 continue
@@ -124,6 +129,18 @@ class SlotQueue:
                 return  # the oldest still waits: so do the younger
             if self.leave(job_id) and job is not None and not job.terminal:
                 self._start(job_id)
+
+    async def _sort(self) -> None:
+        """Put the line in the database's order. Jobs join it in the order they reach
+        this process, not the order they asked in: a job taken over from a stopped peer
+        is older than the ones here. Only the front asks for a slot, and the database
+        gives none to a younger job while an older one waits, so out of order the two
+        would wait for each other for good."""
+        self._sorted = True  # a job joining during the query sets it back
+        order = await self._store.waiting_jobs(self.provider, self.model)
+        rank = {job_id: index for index, job_id in enumerate(order)}
+        last = len(rank)
+        self._waiters = dict(sorted(self._waiters.items(), key=lambda kv: rank.get(kv[0], last)))
 
     async def _find_places(self) -> None:
         now = time.monotonic()

@@ -140,3 +140,35 @@ async def test_a_job_ended_elsewhere_leaves_the_line_and_the_next_is_started(
         await queue.close()
     finally:
         await store.close()
+
+
+async def test_an_older_job_that_joins_the_line_later_is_served_first(tmp_path: Path) -> None:
+    """A job taken over from a stopped peer joins this process's line after younger
+    ones; the line follows the database's order, or the younger front would wait for it
+    while it waits behind the front."""
+    store = await Store.open(tmp_path / "bot.sqlite3")
+    try:
+        ids = []
+        for name in ("running", "older", "younger"):
+            new = NewJob(guild_id=1, channel_id=2, user_id=3, provider="apixo", model="sora-2",
+                         mode="text-to-video", prompt=name, duration=4, orientation="landscape",
+                         seconds=4)
+            job, _ = await store.reserve(new, QuotaSettings(seconds=600))
+            ids.append(job.id)
+        running, older, younger = ids
+        started: list[str] = []
+        queue = SlotQueue(store, "apixo", "sora-2", 1, start=started.append)
+        assert await queue.acquire(running)
+        assert not await queue.acquire(younger)  # here first
+        assert not await queue.acquire(older)  # taken over: joins later
+        assert await store.fail_job(running, "done", "done")
+        queue.kick()
+        for _ in range(150):
+            if started:
+                break
+            await asyncio.sleep(0.02)
+        assert started == [older]
+        assert queue.waiting == 1 and queue.position(younger) is not None
+        await queue.close()
+    finally:
+        await store.close()
