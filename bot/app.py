@@ -17,6 +17,8 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot import backpressure
+from bot.backpressure import InteractionGate
 from bot.catalog import retired_notice
 from bot.config import Settings
 from bot.jobs.service import JobService
@@ -85,6 +87,15 @@ class VideoBot(commands.AutoShardedBot):
         self.metrics: Metrics = Metrics()  # no-op until setup_hook, and with METRICS_PORT unset
         self.handle_sigterm = False  # run_bot: SIGTERM stops the bot cleanly
         self._closing: asyncio.Task[None] | None = None
+        # At most as many interactions read and unanswered as there are connections to
+        # answer them with: the rest of a burst waits in the socket (bot/backpressure.py).
+        self.interaction_gate = InteractionGate(DISCORD_CONNECTIONS)
+        backpressure.install()
+
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        if event_name == "interaction" and args:
+            self.interaction_gate.opened(args[0])
+        super().dispatch(event_name, *args, **kwargs)
 
     async def login(self, token: str) -> None:
         # discord.py's own connector has no limit: a burst of 1000 commands opened (and

@@ -52,6 +52,7 @@ async def defer(interaction: discord.Interaction[Any]) -> None:
     only the finished video is posted for everyone."""
     if not interaction.response.is_done():
         await interaction.response.defer(thinking=True, ephemeral=True)
+        interaction.client.interaction_gate.settled(interaction.id)
         interaction.client.metrics.acknowledged(interaction.created_at, interaction.type.name)
 
 

@@ -1,4 +1,5 @@
-"""The bot's connections to Discord are a bounded pool, even under a burst of commands."""
+"""The bot's connections to Discord are a bounded pool, even under a burst of commands,
+and a burst is read from the gateway no faster than it is acknowledged."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ async def test_a_burst_of_commands_uses_at_most_the_pool(
             await asyncio.sleep(0.005)
         await burst
         assert 1 <= most <= 3 + 1  # the pool, and the gateway's websocket
+        # No more interactions were read and left unanswered than the pool can answer.
+        assert 1 <= w.bot.interaction_gate.most_open <= 3
         for _ in range(200):
             if len(await w.bot.store.jobs_for(w.guild, None, limit=100)) == 30:
                 break
