@@ -99,19 +99,24 @@ async def test_a_waiting_job_holds_no_task_and_cancelling_it_leaves_nothing(
         assert queue.waiting == 0 and await h.store.slots_in_use("apixo", "sora-2") == 0
 
 
+async def reserve(store: Store, *prompts: str) -> list[str]:
+    """One reserved APIXO sora-2 job per prompt, oldest first: their ids."""
+    ids = []
+    for prompt in prompts:
+        new = NewJob(guild_id=1, channel_id=2, user_id=3, provider="apixo", model="sora-2",
+                     mode="text-to-video", prompt=prompt, duration=4, orientation="landscape",
+                     seconds=4)
+        job, _ = await store.reserve(new, QuotaSettings(seconds=600))
+        ids.append(job.id)
+    return ids
+
+
 async def test_a_job_ended_elsewhere_leaves_the_line_and_the_next_is_started(
     tmp_path: Path,
 ) -> None:
     store = await Store.open(tmp_path / "bot.sqlite3")
     try:
-        ids = []
-        for name in ("a", "b", "c"):
-            new = NewJob(guild_id=1, channel_id=2, user_id=3, provider="apixo", model="sora-2",
-                         mode="text-to-video", prompt=name, duration=4, orientation="landscape",
-                         seconds=4)
-            job, _ = await store.reserve(new, QuotaSettings(seconds=600))
-            ids.append(job.id)
-        a, b, c = ids
+        a, b, c = await reserve(store, "a", "b", "c")
         started: list[str] = []
         told: dict[str, int] = {}
 
@@ -148,14 +153,7 @@ async def test_an_older_job_that_joins_the_line_later_is_served_first(tmp_path: 
     while it waits behind the front."""
     store = await Store.open(tmp_path / "bot.sqlite3")
     try:
-        ids = []
-        for name in ("running", "older", "younger"):
-            new = NewJob(guild_id=1, channel_id=2, user_id=3, provider="apixo", model="sora-2",
-                         mode="text-to-video", prompt=name, duration=4, orientation="landscape",
-                         seconds=4)
-            job, _ = await store.reserve(new, QuotaSettings(seconds=600))
-            ids.append(job.id)
-        running, older, younger = ids
+        running, older, younger = await reserve(store, "running", "older", "younger")
         started: list[str] = []
         queue = SlotQueue(store, "apixo", "sora-2", 1, start=started.append)
         assert await queue.acquire(running)
