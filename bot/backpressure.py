@@ -75,6 +75,7 @@ class InteractionGate:
             if deadline <= now or interaction.response.is_done():
                 del self._open[key]
 
+
 def install() -> None:
     """Make each gateway read wait for its client's gate, for clients that have one
     (an ``interaction_gate`` attribute); other clients read as before. Idempotent."""
@@ -93,4 +94,3 @@ def install() -> None:
 
     poll_event.gated = True  # type: ignore[attr-defined]
     DiscordWebSocket.poll_event = poll_event  # type: ignore[method-assign]
-

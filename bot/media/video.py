@@ -1,4 +1,5 @@
-"""Video checks, and shrinking with PyAV. Everything streams: no video is read whole.
+"""Video checks, and shrinking with PyAV. A video over HOLD_IN_MEMORY_BYTES is never read
+whole: it streams from disk.
 
 ``probe_mp4`` tells a real MP4/MOV from an HTML error page, another container or a
 truncated download by its structure alone (bot/media/mp4.py), so posting a video never
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from bot.media import mp4
 
-if TYPE_CHECKING:  # PyAV costs ~17 MB resident: imported only when a video is handled
+if TYPE_CHECKING:  # PyAV costs ~17 MB resident: imported only when a video is shrunk
     import av
 
 log = logging.getLogger(__name__)

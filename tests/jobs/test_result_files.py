@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.media.video import HeldVideo, VideoInfo
-from bot.store import Job
+from bot.store import Job, Store
 from tests.fakes.apixo import FakeApixo
 from tests.fakes.common import make_mp4
 from tests.jobs.support import Recorder, harness
@@ -31,10 +31,12 @@ class LookingRecorder(Recorder):
         super().__init__()
         self.seen: list[Seen] = []
         self.hold = hold
-        self.store_job: object = None
+        self.store: Store | None = None  # set once the harness has opened it
 
     async def deliver(self, job: Job, video: HeldVideo, info: VideoInfo) -> int:
-        stored = await self.store_job(job.id)  # type: ignore[operator]
+        assert self.store is not None
+        stored = await self.store.job(job.id)
+        assert stored is not None
         self.seen.append(Seen(video.data is not None, video.path.exists(), stored.video_path))
         assert info.size_bytes == video.size
         if self.hold:
@@ -53,7 +55,7 @@ async def test_a_typical_result_goes_from_download_to_post_without_a_file(
     async with FakeApixo(task_s=0.2) as fake:
         recorder = LookingRecorder()
         async with apixo(tmp_path, fake, recorder) as h:
-            recorder.store_job = h.store.job
+            recorder.store = h.store
             job = await h.request()
             done = await h.wait_state(job.id, "delivered", "failed")
             assert done.state.value == "delivered", done.error_message
@@ -68,7 +70,7 @@ async def test_a_large_result_is_written_and_a_restart_posts_it_without_download
     async with FakeApixo(task_s=0.2) as fake:
         held = LookingRecorder(hold=True)
         async with apixo(tmp_path, fake, held) as h:
-            held.store_job = h.store.job
+            held.store = h.store
             job = await h.request()
             await h.wait_state(job.id, "succeeded")
             for _ in range(200):
@@ -83,7 +85,7 @@ async def test_a_large_result_is_written_and_a_restart_posts_it_without_download
         # The restart finds the file the first process recorded and posts it.
         again = LookingRecorder()
         async with apixo(tmp_path, fake, again) as h2:
-            again.store_job = h2.store.job
+            again.store = h2.store
             done = await h2.wait_state(job.id, "delivered", "failed")
             assert done.state.value == "delivered", done.error_message
         assert again.seen == [Seen(in_memory=False, on_disk=True, recorded_path=str(path))]
