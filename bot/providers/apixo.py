@@ -24,6 +24,7 @@ from bot.providers.adapter import (
 from bot.providers.base import GenerationRequest, TaskState, TaskStatus
 from bot.providers.errors import Forbidden, ProviderDown, ProviderError
 from bot.providers.http import Reply, error_for_status
+from bot.providers.inputs import build_input
 
 log = logging.getLogger(__name__)
 
@@ -94,26 +95,6 @@ def build_body(
     body.update(spec.body_extra)
     body["input"] = build_input(spec, request)
     return body
-
-
-def build_input(spec: ModelSpec, request: GenerationRequest) -> dict[str, Any]:
-    """The model's ``input`` object, entirely from its catalog entry."""
-    inp: dict[str, Any] = {**spec.shapes.get(request.shape, {}), "prompt": request.prompt.strip()}
-    if spec.duration_field is not None:
-        length = spec.length_for(request.duration)
-        inp[spec.duration_field] = str(length) if spec.duration_type == "str" else length
-    inp.update(spec.fields_for(request.mode, request.orientation))
-    urls = [i.url for i in (request.image, request.end_image) if i is not None]
-    if urls and spec.end_image_field is not None and len(urls) == 2:
-        inp[spec.end_image_field] = urls.pop()
-    if urls:
-        inp[spec.image_field] = urls if spec.image_list else urls[0]
-    if request.negative_prompt and spec.negative_prompt_max is not None:
-        inp[spec.negative_prompt_field] = request.negative_prompt.strip()
-    if request.seed is not None and spec.seed_field is not None:
-        inp[spec.seed_field] = request.seed
-    inp.update(spec.input_extra)
-    return inp
 
 
 def parse_status(task_id: str, data: dict[str, Any]) -> TaskStatus:

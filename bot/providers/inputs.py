@@ -1,0 +1,30 @@
+"""A model's input object, built entirely from its catalog entry (shared by the adapters
+whose APIs take the model's own fields: APIXO's ``input``, fal's body, Replicate's
+``input``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.catalog import ModelSpec
+from bot.providers.base import GenerationRequest
+
+
+def build_input(spec: ModelSpec, request: GenerationRequest) -> dict[str, Any]:
+    """The model's ``input`` object, entirely from its catalog entry."""
+    inp: dict[str, Any] = {**spec.shapes.get(request.shape, {}), "prompt": request.prompt.strip()}
+    if spec.duration_field is not None:
+        length = spec.length_for(request.duration)
+        inp[spec.duration_field] = str(length) if spec.duration_type == "str" else length
+    inp.update(spec.fields_for(request.mode, request.orientation))
+    urls = [i.url for i in (request.image, request.end_image) if i is not None]
+    if urls and spec.end_image_field is not None and len(urls) == 2:
+        inp[spec.end_image_field] = urls.pop()
+    if urls:
+        inp[spec.image_field] = urls if spec.image_list else urls[0]
+    if request.negative_prompt and spec.negative_prompt_max is not None:
+        inp[spec.negative_prompt_field] = request.negative_prompt.strip()
+    if request.seed is not None and spec.seed_field is not None:
+        inp[spec.seed_field] = request.seed
+    inp.update(spec.input_extra)
+    return inp
