@@ -9,6 +9,8 @@ import json
 import logging
 import signal
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from bot.posting.status import StatusBoard
 from bot.posting.views import ResultActions, result_view
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
-from bot.store import Store, StoreUnavailable
+from bot.store import IdentityInUse, Store, StoreUnavailable
 from bot.web.metrics import Metrics, PrometheusMetrics
 from bot.web.server import StoredImages, WebhookServer
 
@@ -44,6 +46,7 @@ EXTENSIONS = (
 SYNC_HASH_KEY = "global_commands_hash"
 GUILD_READY_S = 0.5
 DISCORD_CONNECTIONS = 100  # open connections to Discord, at most
+RECEIVED_KEPT = 5000  # receive times kept for the latest interactions
 
 
 class StartupError(Exception):
@@ -91,11 +94,23 @@ class VideoBot(commands.AutoShardedBot):
         # answer them with: the rest of a burst waits in the socket (bot/backpressure.py).
         self.interaction_gate = InteractionGate(DISCORD_CONNECTIONS)
         backpressure.install()
+        self._received: dict[int, float] = {}  # interaction id -> when it arrived here
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
         if event_name == "interaction" and args:
             self.interaction_gate.opened(args[0])
+            self._received[args[0].id] = time.time()
+            while len(self._received) > RECEIVED_KEPT:
+                del self._received[next(iter(self._received))]
         super().dispatch(event_name, *args, **kwargs)
+
+    def started_at(self, interaction: discord.Interaction[Any]) -> float:
+        """When the member's command started, by this host's clock: the earlier of the
+        interaction's snowflake time and when it was received here (a snowflake from a
+        clock ahead of ours would make the first status edit wait for the skew and
+        overestimate the interaction token's remaining life)."""
+        received = self._received.get(interaction.id, time.time())
+        return min(interaction.created_at.timestamp(), received)
 
     async def login(self, token: str) -> None:
         # discord.py's own connector has no limit: a burst of 1000 commands opened (and
@@ -168,7 +183,10 @@ class VideoBot(commands.AutoShardedBot):
             ) from None
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        await self.jobs.start()
+        try:
+            await self.jobs.start()
+        except IdentityInUse:
+            raise StartupError(identity_in_use(self.settings, self.store.dialect)) from None
         await self.sync_commands()
         if self.handle_sigterm:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
@@ -188,8 +206,9 @@ class VideoBot(commands.AutoShardedBot):
         finally:
             await self.audit.on_update(update)
 
-    async def _on_callback(self, provider: str, token: str, body: bytes) -> bool:
-        known = await self.jobs.handle_callback(provider, token, body)
+    async def _on_callback(self, provider: str, token: str, body: bytes,
+                           headers: Mapping[str, str]) -> bool:
+        known = await self.jobs.handle_callback(provider, token, body, headers)
         await self.metrics.callback(provider, token, known)
         return known
 
@@ -247,6 +266,17 @@ class VideoBot(commands.AutoShardedBot):
             await self.session.close()
         if hasattr(self, "store"):
             await self.store.close()
+
+
+def identity_in_use(settings: Settings, dialect: str) -> str:
+    """The start-up refusal when a live process already runs under this identity."""
+    if dialect == "sqlite":
+        return (f"DATABASE_PATH: another bot process is already running on "
+                f"{settings.database_path}; a SQLite file serves one process (use "
+                "DATABASE_URL=postgresql://... to run several)")
+    return (f"INSTANCE_ID: another running bot process already uses the identity "
+            f"'{settings.process_identity}' on this database; give each process its own "
+            "INSTANCE_ID (or its own SHARD_IDS)")
 
 
 def point_discord_at(settings: Settings) -> None:

@@ -15,13 +15,17 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs.intake import Refusal
-from bot.store import QuotaExceeded
+from bot.store import DatabaseUnavailable, QuotaExceeded
 from cogs.checks import NotModerator
 from cogs.render import quota_refusal
 
 log = logging.getLogger(__name__)
 
 SORRY = "Something went wrong on the bot's side. Nothing was charged; please try again."
+DATABASE_AWAY = ("The bot's database is unavailable for a moment; nothing was charged. "
+                 "Please try again shortly.")
+DATABASE_FULL = ("The bot's database has run out of disk space; nothing was charged. "
+                 "Please tell a server admin.")
 
 
 def explain(error: BaseException) -> str | None:
@@ -30,6 +34,9 @@ def explain(error: BaseException) -> str | None:
         return error.user_message
     if isinstance(error, QuotaExceeded):
         return quota_refusal(error)
+    if isinstance(error, DatabaseUnavailable):
+        log.warning("a command could not reach the database: %s", error.reason)
+        return DATABASE_FULL if error.full else DATABASE_AWAY
     if isinstance(error, NotModerator):
         return str(error)
     if isinstance(error, app_commands.NoPrivateMessage):

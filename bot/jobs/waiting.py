@@ -1,7 +1,9 @@
 """Waiting for a provider task: polls on the provider's schedule, woken early by callbacks.
 
-A callback is only a hint: it wakes the waiter, which then asks the provider's status
-endpoint and trusts that answer alone.
+An unsigned callback is only a hint: it wakes the waiter, which then asks the provider's
+status endpoint and trusts that answer alone. A signed webhook, once verified, may carry
+the final status itself (``pushed``): then no status call is needed. Polling stays the
+safety net for lost callbacks.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class PollSchedule:
 
 
 StatusHook = Callable[[TaskStatus, float], Awaitable[None]]
+# The final status a verified webhook delivered, if any (looked at on every wake).
+Pushed = Callable[[], Awaitable[TaskStatus | None]]
 
 
 async def wait_for_task(
@@ -61,6 +65,7 @@ async def wait_for_task(
     wake: asyncio.Event | None = None,
     on_status: StatusHook | None = None,
     started_at: float | None = None,
+    pushed: Pushed | None = None,
 ) -> TaskStatus:
     """Return the task's finished status; raise TimedOut after ``schedule.timeout_s``.
 
@@ -71,6 +76,10 @@ async def wait_for_task(
     next_check = max(time.time(), start + schedule.first_s)
     last_check = 0.0
     while True:
+        if pushed is not None:
+            delivered = await pushed()
+            if delivered is not None and delivered.state.finished:
+                return delivered
         now = time.time()
         if now >= deadline:
             raise TimedOut("The video was not ready in time, so the bot stopped waiting.")
@@ -79,6 +88,10 @@ async def wait_for_task(
             try:
                 await asyncio.wait_for(wake.wait(), timeout=delay)
                 wake.clear()
+                if pushed is not None:
+                    delivered = await pushed()
+                    if delivered is not None and delivered.state.finished:
+                        return delivered
                 # Many callbacks (or forged ones) never make us hammer the provider.
                 gap = last_check + schedule.min_gap_s - time.time()
                 if gap > 0:

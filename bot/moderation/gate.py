@@ -10,6 +10,7 @@ land on two processes sharing one database.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 import weakref
@@ -20,7 +21,9 @@ from bot.errors import Refusal
 from bot.moderation.blocklist import ENTRIES_MAX, BadTerm, check_pattern, word_key
 from bot.moderation.policy import BlockEntry, EntryKind
 from bot.moderation.rules import RequestFacts, check_request
-from bot.store import Store
+from bot.store import DatabaseUnavailable, Store
+
+log = logging.getLogger(__name__)
 
 # The per-member lock in the database outlives a crashed holder by at most this long.
 MEMBER_LOCK_S = 30.0
@@ -74,7 +77,12 @@ class RuleGate:
         try:
             yield
         finally:
-            await asyncio.shield(self._store.unlock_member(guild_id, user_id, self._owner))
+            try:
+                await asyncio.shield(self._store.unlock_member(guild_id, user_id, self._owner))
+            except DatabaseUnavailable:
+                # The request's own outcome stands (it may have been reserved); the lock
+                # runs out by itself after MEMBER_LOCK_S.
+                log.warning("could not release a member's lock: the database is away")
 
     async def add_term(
         self, guild_id: int, kind: EntryKind, term: str, by_user: int | None

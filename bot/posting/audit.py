@@ -16,13 +16,15 @@ import logging
 import discord
 
 from bot.jobs.types import JobUpdate, Phase
-from bot.store import Job, Store
+from bot.store import DatabaseUnavailable, Job, Store
 
 log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 80
 REASON_CHARS = 160
 QUEUE_MAX = 1000
+# A line waits for a database that is away: this many tries, backing off up to the max.
+OUTAGE_FIRST_S, OUTAGE_MAX_S, OUTAGE_TRIES = 0.5, 15.0, 12
 
 
 def _short(text: str, limit: int) -> str:
@@ -133,7 +135,7 @@ class AuditPoster:
         while True:
             guild_id, line = await self._queue.get()
             try:
-                await self._send(guild_id, line)
+                await self._send_when_possible(guild_id, line)
             except asyncio.CancelledError:
                 raise
             except discord.HTTPException as exc:
@@ -143,6 +145,20 @@ class AuditPoster:
                 log.exception("audit line for guild %s failed", guild_id)
             finally:
                 self._queue.task_done()
+
+    async def _send_when_possible(self, guild_id: int, line: str) -> None:
+        """Send, waiting out a database that is away for a while (lines keep their order);
+        a line that still cannot be sent after that is dropped with a warning."""
+        delay = OUTAGE_FIRST_S
+        for _ in range(OUTAGE_TRIES):
+            try:
+                await self._send(guild_id, line)
+                return
+            except DatabaseUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, OUTAGE_MAX_S)
+        log.warning("the database stayed away: an audit line for guild %s was dropped",
+                    guild_id)
 
     async def _send(self, guild_id: int, line: str) -> None:
         channel_id = (await self._store.get_policy(guild_id)).audit_channel_id

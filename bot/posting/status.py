@@ -19,7 +19,7 @@ import discord
 
 from bot.jobs.types import JobUpdate, Phase
 from bot.posting.embeds import channel_line
-from bot.store import Store
+from bot.store import DatabaseUnavailable, Store
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,10 @@ class StatusBoard:
 
     async def _edit(self, update: JobUpdate) -> None:
         job = update.job
-        fresh = await self._store.job(job.id)
+        try:  # the status message's id may have been recorded since
+            fresh = await self._store.job(job.id)
+        except DatabaseUnavailable:
+            fresh = None  # the database is away: the update's own copy will do
         context = fresh.context if fresh is not None else job.context
         embed = self._render(update)
         self._last_edit[job.id] = time.monotonic()
@@ -155,4 +158,13 @@ class StatusBoard:
             everyone=False, roles=False, users=[discord.Object(job.user_id or 0)]
         )
         message = await channel.send(content=text, allowed_mentions=mention)
-        await self._store.update_context(job.id, {"status_message_id": message.id})
+        # The line is in the channel: its id is recorded (waiting out a database that is
+        # away), so the job's end changes this line instead of posting another.
+        delay = 0.5
+        while True:
+            try:
+                await self._store.update_context(job.id, {"status_message_id": message.id})
+                return
+            except DatabaseUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)

@@ -2,7 +2,7 @@
 SQLite (aiosqlite, the default) and PostgreSQL (asyncpg), each with numbered migrations."""
 
 from bot.quota import MemberUsage, QuotaExceeded, QuotaSettings, Usage, UsageReport
-from bot.store.backend import StoreUnavailable
+from bot.store.backend import DatabaseUnavailable, IdentityInUse, StoreUnavailable
 from bot.store.base import GuildQuota
 from bot.store.charts import ChartsMixin
 from bot.store.jobs import JobsMixin
@@ -13,9 +13,26 @@ from bot.store.moderation import DELETED_PROMPT, ModerationMixin
 from bot.store.quotas import QuotaMixin
 
 __all__ = [
-    "DELETED_PROMPT", "TERMINAL", "UNFINISHED", "Charge", "GuildQuota", "Job", "JobState",
-    "LedgerRow", "MemberUsage", "NewJob", "QuotaExceeded", "QuotaSettings", "Store",
-    "StoreUnavailable", "Usage", "UsageReport", "migrations", "split_sql",
+    "DELETED_PROMPT",
+    "TERMINAL",
+    "UNFINISHED",
+    "Charge",
+    "DatabaseUnavailable",
+    "GuildQuota",
+    "IdentityInUse",
+    "Job",
+    "JobState",
+    "LedgerRow",
+    "MemberUsage",
+    "NewJob",
+    "QuotaExceeded",
+    "QuotaSettings",
+    "Store",
+    "StoreUnavailable",
+    "Usage",
+    "UsageReport",
+    "migrations",
+    "split_sql",
 ]
 
 

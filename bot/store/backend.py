@@ -27,6 +27,22 @@ class StoreUnavailable(Exception):
     (and never contains a password)."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database did not answer for a moment (a restart, a failover, a network blip, a
+    write lock held too long) or has no room left (``full``): the transaction was rolled
+    back and nothing was written. Work that needs the database waits and tries again;
+    a command says so. ``reason`` is one log-safe line (never a password)."""
+
+    def __init__(self, reason: str, *, full: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.full = full
+
+
+class IdentityInUse(Exception):
+    """Another live process already runs under this process's identity (INSTANCE_ID)."""
+
+
 class LockSpace(IntEnum):
     """Namespaces of the per-key transaction locks (the first of two advisory keys)."""
 
@@ -69,6 +85,16 @@ class Backend(Protocol):
         ...
 
     async def notify(self, channel: str, payload: str) -> None: ...
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when wake-ups resume after the database was away (the ones
+        sent meanwhile are lost: whoever waits for one should look again)."""
+        ...
+
+    async def hold_identity(self, name: str) -> None:
+        """Hold ``name`` for this process's life; raise IdentityInUse while another live
+        process holds it."""
+        ...
 
     def transaction(self, write: bool = True) -> AbstractAsyncContextManager[Tx]: ...
 

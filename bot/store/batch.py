@@ -159,7 +159,17 @@ class SQLiteBatchRunner:
         self._conn: sqlite3.Connection | None = None
 
     async def run_batch(self, plans: list[Steps[Row]]) -> list[Outcome]:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, plans)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run, plans)
+        except sqlite3.OperationalError as exc:
+            raise self._translated(exc) from None
+
+    def _translated(self, exc: Exception) -> Exception:
+        """A locked or full file as DatabaseUnavailable; any other error as it is."""
+        from bot.store.sqlite import unavailable
+
+        return unavailable(exc, self._path) or exc
 
     async def withdraw(self, job_ids: list[str]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._delete, job_ids)
@@ -193,7 +203,7 @@ class SQLiteBatchRunner:
                     outcomes.append(run_sync(conn, plan))
                 except Exception as exc:  # a refusal or a failing statement: this one only
                     conn.execute("ROLLBACK TO reservation")
-                    outcomes.append(exc)
+                    outcomes.append(self._translated(exc))
                 conn.execute("RELEASE reservation")
             conn.execute("COMMIT")
         except BaseException:

@@ -11,6 +11,7 @@ slot belongs to its job, never to one process's memory.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from bot.store.backend import Listener, LockSpace
@@ -45,15 +46,31 @@ class LeasesMixin(StoreBase):
             ) == 1
 
     async def renew_leases(
-        self, owner: str, lease_s: float, now: float | None = None
+        self, owner: str, lease_s: float, job_ids: set[str] | list[str],
+        now: float | None = None,
     ) -> set[str]:
-        """Extend every lease ``owner`` holds; returns the ids of the jobs it still holds."""
+        """Extend ``owner``'s leases on ``job_ids`` (the jobs it is running: an orphaned
+        job's lease is left to run out); returns the ids of those it still holds."""
         now = _now(now)
-        async with self._tx() as db:
+        ids = sorted(job_ids)
+        held: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            async with self._tx() as db:
+                rows = await db.rows(
+                    f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND id IN"
+                    f" ({_marks(len(chunk))}) AND state IN ({_marks(4)}) RETURNING id",
+                    (now + lease_s, owner, *chunk, *UNFINISHED),
+                )
+            held.update(str(r["id"]) for r in rows)
+        return held
+
+    async def jobs_held(self, owner: str) -> set[str]:
+        """The unfinished jobs whose lease ``owner`` holds (live or run out)."""
+        async with self._tx(write=False) as db:
             rows = await db.rows(
-                "UPDATE jobs SET lease_until = ? WHERE owner = ?"
-                f" AND state IN ({_marks(4)}) RETURNING id",
-                (now + lease_s, owner, *UNFINISHED),
+                f"SELECT id FROM jobs WHERE owner = ? AND state IN ({_marks(4)})",
+                (owner, *UNFINISHED),
             )
         return {str(r["id"]) for r in rows}
 
@@ -161,6 +178,15 @@ class LeasesMixin(StoreBase):
 
     async def notify(self, channel: str, payload: str = "") -> None:
         await self.backend.notify(channel, payload)
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """``callback()`` when wake-ups resume after the database was away."""
+        self.backend.on_reconnect(callback)
+
+    async def hold_identity(self, name: str) -> None:
+        """Hold this process's identity for its life (IdentityInUse if a live process
+        holds it): on PostgreSQL a session lock, on SQLite a lock on a file beside it."""
+        await self.backend.hold_identity(name)
 
     # -- the per-member lock --
 

@@ -7,15 +7,22 @@ READ ONLY: one consistent snapshot, like a SQLite read transaction.
 
 Migrations run on one connection under a session advisory lock, so processes that start
 together apply each migration once; the version is the table ``schema_migrations``.
-A place for LISTEN/NOTIFY later: ``self.pool`` hands out connections that can listen.
+
+The server may go away for a while (a restart, a failover): a transaction that cannot
+reach it raises ``DatabaseUnavailable`` (the pool reconnects on the next one), and the
+connection kept for LISTEN (and for the process identity's session lock) is opened again
+by a watcher, which then tells ``on_reconnect`` callbacks that wake-ups resumed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -24,7 +31,9 @@ import asyncpg
 
 from bot.store import migrate, steps
 from bot.store.backend import (
+    DatabaseUnavailable,
     Dialect,
+    IdentityInUse,
     Listener,
     LockSpace,
     Row,
@@ -40,6 +49,51 @@ log = logging.getLogger(__name__)
 POOL_SIZE = 10
 CONNECT_TIMEOUT_S = 10.0
 MIGRATION_LOCK = 0x626F_745F_6D69_67  # "bot_mig": the session lock migrations run under
+IDENTITY_SPACE = 0x6964  # "id": the first key of a process identity's session lock
+# The LISTEN connection is looked at this often, and reopened with this backoff.
+WATCH_EVERY_S = 2.0
+RECONNECT_MAX_S = 10.0
+# A process killed a moment ago may still hold its identity until the server notices.
+IDENTITY_WAIT_S = 5.0
+
+# What a connection to a server that is away raises: nothing was written.
+_AWAY: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.TooManyConnectionsError,
+)
+
+
+def away(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server could not be reached (not a fault of the SQL)."""
+    if isinstance(exc, _AWAY):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc).lower()
+
+
+class _NoTraceback(logging.Filter):
+    """asyncpg's pool logs every failed attempt to restore its connection floor with a
+    traceback while the server is away: one line is enough (the store says the rest)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.msg} ({type(record.exc_info[1]).__name__})"
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_NoTraceback())
+
+
+@asynccontextmanager
+async def _reachable(description: str) -> AsyncIterator[None]:
+    """Turn "the server is away" into DatabaseUnavailable (one line, no secrets)."""
+    try:
+        yield
+    except BaseException as exc:
+        if isinstance(exc, Exception) and away(exc):
+            raise DatabaseUnavailable(f"{description} is not answering "
+                                      f"({type(exc).__name__})") from None
+        raise
 
 
 @functools.lru_cache(maxsize=1024)
@@ -162,6 +216,11 @@ class PostgresBackend:
         self._closed = False
         self._url = url
         self._listen_conn: asyncpg.Connection | None = None
+        self._listeners: dict[str, list[Listener]] = {}
+        self._reconnected: list[Callable[[], None]] = []
+        self._identity: str | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
 
     @classmethod
     async def connect(cls, url: str, *, pool_size: int = POOL_SIZE) -> PostgresBackend:
@@ -174,32 +233,108 @@ class PostgresBackend:
             raise StoreUnavailable(describe_connect_error(exc, url)) from None
         return cls(pool, url)
 
-    async def listen(self, channel: str, listener: Listener) -> None:
-        """LISTEN on a connection of its own (a pooled one would be handed to others)."""
-        if self._listen_conn is None:
+    # -- the connection kept for LISTEN and the identity lock --
+
+    async def _own_connection(self) -> asyncpg.Connection:
+        """The LISTEN connection (a pooled one would be handed to others), opened once
+        and watched: a lost one is opened again with its listeners and identity."""
+        if self._listen_conn is None or self._listen_conn.is_closed():
             try:
-                self._listen_conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_S)
+                conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
                     ValueError) as exc:
                 raise StoreUnavailable(describe_connect_error(exc, self._url)) from None
-        await self._listen_conn.add_listener(
-            channel, lambda _conn, _pid, _channel, payload: listener(str(payload))
-        )
+            conn.add_termination_listener(lambda _conn: self._lost.set())
+            self._listen_conn = conn
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="postgres-listen-watch")
+        return self._listen_conn
+
+    async def listen(self, channel: str, listener: Listener) -> None:
+        conn = await self._own_connection()
+        first = channel not in self._listeners
+        self._listeners.setdefault(channel, []).append(listener)
+        if first:
+            await conn.add_listener(channel, self._dispatch)
+
+    def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: Any) -> None:
+        for listener in list(self._listeners.get(channel, ())):
+            listener(str(payload))
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        self._reconnected.append(callback)
+
+    async def hold_identity(self, name: str) -> None:
+        """A session advisory lock on the LISTEN connection, held for the process's life:
+        the server drops it the moment a killed process's connection closes."""
+        conn = await self._own_connection()
+        key = _fold(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big"))
+        deadline = time.monotonic() + IDENTITY_WAIT_S
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)",
+                                      IDENTITY_SPACE, key):
+            if time.monotonic() > deadline:
+                raise IdentityInUse(name)
+            await asyncio.sleep(0.2)
+        self._identity = name
+
+    async def _watch(self) -> None:
+        """Reopen the LISTEN connection whenever it is lost, then say wake-ups resumed."""
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), WATCH_EVERY_S)
+            conn = self._listen_conn
+            if conn is not None and not conn.is_closed():
+                self._lost.clear()
+                continue
+            log.warning("the LISTEN connection to %s was lost; reconnecting", self.description)
+            await self._reopen()
+
+    async def _reopen(self) -> None:
+        delay = 0.5
+        while not self._closed:
+            self._lost.clear()
+            try:
+                conn = await self._own_connection()
+                for channel in self._listeners:
+                    await conn.add_listener(channel, self._dispatch)
+                if self._identity is not None:
+                    await self.hold_identity(self._identity)
+            except IdentityInUse:
+                log.error("another process took this process's identity (%s) while the "
+                          "database was away; two processes now share it", self._identity)
+                break
+            except Exception as exc:
+                if not (isinstance(exc, StoreUnavailable) or away(exc)):
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+                continue
+            break
+        log.info("reconnected to %s; wake-ups resume", self.description)
+        for callback in list(self._reconnected):
+            try:
+                callback()
+            except Exception:
+                log.exception("a reconnect callback failed")
 
     async def notify(self, channel: str, payload: str) -> None:
-        async with self.pool.acquire() as conn:
+        async with _reachable(self.description), self.pool.acquire() as conn:
             await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._watcher is not None:
+                self._watcher.cancel()
+                await asyncio.gather(self._watcher, return_exceptions=True)
             if self._listen_conn is not None:
-                await self._listen_conn.close()
+                with contextlib.suppress(Exception):
+                    await self._listen_conn.close()
             await self.pool.close()
 
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[PostgresTx]:
-        async with self.pool.acquire() as conn:
+        async with _reachable(self.description), self.pool.acquire() as conn:
             if write:
                 tx = conn.transaction(isolation="read_committed")
             else:
@@ -211,7 +346,8 @@ class PostgresBackend:
         """Every plan in one transaction (see bot/store/batch.py), the writes of each in
         a savepoint of its own. The batch comes sorted by guild: the guild locks are
         taken in that order, once each, and held to the end."""
-        async with self.pool.acquire() as conn, conn.transaction(isolation="read_committed"):
+        async with _reachable(self.description), self.pool.acquire() as conn, \
+                conn.transaction(isolation="read_committed"):
             tx = PostgresTx(conn)
             tx.held = set()
             return [await _run_in_batch(tx, plan) for plan in plans]

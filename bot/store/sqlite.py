@@ -10,6 +10,7 @@ write lock (``busy_timeout``) instead of racing. The schema version is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -20,7 +21,15 @@ from typing import Any
 import aiosqlite
 
 from bot.store import migrate
-from bot.store.backend import Dialect, Listener, LockSpace, Row, plain_args
+from bot.store.backend import (
+    DatabaseUnavailable,
+    Dialect,
+    IdentityInUse,
+    Listener,
+    LockSpace,
+    Row,
+    plain_args,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,23 @@ log = logging.getLogger(__name__)
 # costs a system call per page read, not a disk read.
 CACHE_SIZE = -256
 BUSY_TIMEOUT_MS = 30_000
+# What SQLite says when the file cannot be written for now: another process holds its
+# write lock past the busy timeout, or the disk is full (or failing).
+_BUSY = ("database is locked", "database table is locked", "disk i/o error",
+         "unable to open database file")
+_FULL = ("database or disk is full",)
+
+
+def unavailable(exc: BaseException, path: Path) -> DatabaseUnavailable | None:
+    """The DatabaseUnavailable an sqlite3 error stands for, or None (a fault of the SQL)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text = str(exc).lower()
+    if any(word in text for word in _FULL):
+        return DatabaseUnavailable(f"the disk holding {path} is full", full=True)
+    if any(word in text for word in _BUSY):
+        return DatabaseUnavailable(f"SQLite file {path}: {text}")
+    return None
 
 
 class SQLiteTx:
@@ -71,6 +97,7 @@ class SQLiteBackend:
         self._closed = False
         # One process owns a SQLite file: notifications stay in this process.
         self._listeners: dict[str, list[Listener]] = {}
+        self._identity_file: Any = None
 
     @classmethod
     async def connect(cls, path: Path) -> SQLiteBackend:
@@ -96,10 +123,29 @@ class SQLiteBackend:
         for listener in list(self._listeners.get(channel, ())):
             listener(payload)
 
+    def on_reconnect(self, callback: Any) -> None:
+        """Nothing to do: a file never goes away and comes back."""
+
+    async def hold_identity(self, name: str) -> None:
+        """One bot process per SQLite file: an exclusive lock on a file beside it, which
+        the operating system drops when the process dies (however it dies)."""
+        import fcntl
+
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = lock_path.open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise IdentityInUse(name) from None
+        self._identity_file = handle
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
             await self.db.close()
+            if self._identity_file is not None:
+                self._identity_file.close()
 
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[SQLiteTx]:
@@ -109,10 +155,14 @@ class SQLiteBackend:
                 # back, since aiosqlite runs the queued BEGIN anyway (then the ROLLBACK).
                 await self.db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield SQLiteTx(self.db)
-            except BaseException:
-                await self.db.rollback()
+                await self.db.commit()
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    await self.db.rollback()
+                down = unavailable(exc, self.path)
+                if down is not None:
+                    raise down from None
                 raise
-            await self.db.commit()
 
     async def migrate(self) -> None:
         """Each pending migration in its own write transaction (the write lock keeps two

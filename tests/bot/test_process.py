@@ -244,3 +244,24 @@ async def test_webhook_port_in_use_is_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2
         assert "error: WEBHOOK_PORT: cannot listen on 127.0.0.1" in err.decode()
         assert "Traceback" not in err.decode()
+
+
+async def test_a_second_process_with_the_same_identity_refuses_to_start(tmp_path: Path) -> None:
+    """The same INSTANCE_ID on the same database twice (on SQLite: two processes on one
+    file) is refused with one clear line; the first process keeps running its job."""
+    async with FakeDiscord() as fd:
+        g = make_guild(fd)
+        env = bot_env(tmp_path, fd, INSTANCE_ID="bot-a")
+        async with bot_process(fd, env, tmp_path / "first.log"):
+            second = dict(env, WEBHOOK_PORT=str(free_port()))
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", cwd=ROOT, env=second,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+            text = err.decode()
+            assert proc.returncode == 2, text
+            assert "Traceback" not in text
+            assert ("INSTANCE_ID: another running bot process already uses the identity "
+                    "'bot-a'" in text) or "another bot process is already running on" in text
+            await send(fd, g, "video", {"prompt": "a fox"})
+            await fd.wait_for(lambda: len(videos(fd, g.channel)) == 1, 60)

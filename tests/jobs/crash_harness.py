@@ -76,7 +76,7 @@ async def main(args: argparse.Namespace) -> None:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, provider="apixo", apixo_api_key=args.key, apixo_base_url=args.base_url,
         database_path=Path(args.work) / "bot.sqlite3", poll_first_s=0.05, poll_interval_s=0.1,
-        job_timeout_s=30, job_lease_s=1.0,
+        job_timeout_s=30, job_lease_s=args.lease, instance_id=args.instance,
     )
     store = await Store.open(args.db)  # a SQLite file, or a postgresql:// URL
     if args.crash_at:
@@ -85,8 +85,8 @@ async def main(args: argparse.Namespace) -> None:
     provider = make_provider("apixo", settings, session)
     holder: dict[str, JobService] = {}
 
-    async def on_callback(name: str, token: str, body: bytes) -> bool:
-        return await holder["service"].handle_callback(name, token, body)
+    async def on_callback(name: str, token: str, body: bytes, headers: Any) -> bool:
+        return await holder["service"].handle_callback(name, token, body, headers)
 
     async def health() -> dict[str, bool]:
         return {"database": await store.ping()}
@@ -126,5 +126,7 @@ if __name__ == "__main__":
     parser.add_argument("--request", action="store_true")
     parser.add_argument("--callbacks", action="store_true")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--lease", type=float, default=1.0, help="JOB_LEASE_S")
+    parser.add_argument("--instance", help="INSTANCE_ID (unset: host and shards)")
     parser.add_argument("--crash-at", choices=sorted(CRASH_POINTS))
     asyncio.run(main(parser.parse_args()))

@@ -18,7 +18,7 @@ from bot.jobs.types import DeliveryFailed, JobUpdate
 from bot.media.video import HeldVideo, VideoInfo
 from bot.providers import make_provider
 from bot.providers.base import VideoProvider
-from bot.store import Job, NewJob, QuotaSettings, Store
+from bot.store import DatabaseUnavailable, Job, NewJob, QuotaSettings, Store
 from bot.web.server import WebhookServer
 from tests.pgserver import database_settings
 
@@ -74,7 +74,11 @@ class Harness:
     async def wait_state(self, job_id: str, *states: str, within: float = 15.0) -> Job:
         deadline = time.monotonic() + within
         while True:
-            job = await self.store.job(job_id)
+            try:
+                job = await self.store.job(job_id)
+            except DatabaseUnavailable:  # a test's outage: look again in a moment
+                await _sleep(0.05)
+                continue
             assert job is not None
             if job.state.value in states:
                 return job
@@ -120,8 +124,8 @@ async def harness(
     prov = make_provider(provider, config, session)
     holder: dict[str, JobService] = {}
 
-    async def on_callback(name: str, token: str, body: bytes) -> bool:
-        return await holder["service"].handle_callback(name, token, body)
+    async def on_callback(name: str, token: str, body: bytes, headers: Any) -> bool:
+        return await holder["service"].handle_callback(name, token, body, headers)
 
     async def health() -> dict[str, bool]:
         return {"database": await store.ping()}

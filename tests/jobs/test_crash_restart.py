@@ -106,3 +106,44 @@ async def test_a_callback_lets_a_restart_adopt_the_task(tmp_path: Path, mode: st
             assert len(posts(tmp_path)) == 1
         finally:
             await store.close()
+
+
+async def test_a_restarted_process_takes_its_own_jobs_back_at_once(tmp_path: Path) -> None:
+    """Killed with SIGKILL while its job renders, then started again: the same identity
+    holds the job's lease, so the restarted process resumes it at once instead of waiting
+    for the lease (30 s here, the default) to run out."""
+    async with FakeApixo(queue_s=0.1, task_s=0.4) as fake:
+        lease = "--lease", "30"
+        code = await run_harness(tmp_path, fake, "--request", "--crash-at", "submitted", *lease)
+        assert code == -signal.SIGKILL
+        started = asyncio.get_running_loop().time()
+        assert await run_harness(tmp_path, fake, *lease) == 0
+        took = asyncio.get_running_loop().time() - started
+        store = await Store.open(database_target(tmp_path))
+        try:
+            (job,) = await store.jobs_for(1, None, limit=5)
+            assert job.state.value == "delivered"
+        finally:
+            await store.close()
+        assert took < 15, f"the restart took {took:.1f} s: it waited for its own lease"
+        assert len(posts(tmp_path)) == 1 and fake.submits_accepted == 1
+
+
+async def test_a_second_live_process_with_the_same_identity_is_refused(tmp_path: Path) -> None:
+    """Two live processes never share an identity: the second one refuses to start (and
+    changes nothing), while a process with an identity of its own starts."""
+    from bot.store import IdentityInUse
+
+    first = await Store.open(database_target(tmp_path))
+    second = await Store.open(database_target(tmp_path))
+    try:
+        await first.hold_identity("bot-1")
+        with pytest.raises(IdentityInUse):
+            await second.hold_identity("bot-1")
+        if first.dialect == "postgres":  # one SQLite file serves one process at all
+            await second.hold_identity("bot-2")
+        await first.close()
+        await second.hold_identity("bot-1")  # the first one is gone: free again
+    finally:
+        await first.close()
+        await second.close()

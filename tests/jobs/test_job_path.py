@@ -18,6 +18,7 @@ import pytest
 import bot.jobs.files as jobfiles
 import bot.jobs.intake as intake
 import bot.jobs.submit as submit
+from bot.app import VideoBot
 from bot.catalog import Mode, models_for
 from bot.jobs.intake import Refusal, check_options, prepare_image, start_job
 from bot.media import images
@@ -207,7 +208,11 @@ async def test_a_request_without_a_server_is_refused_and_writes_nothing(tmp_path
 
 def test_the_job_context_keeps_when_the_interaction_was_made() -> None:
     made = datetime.now(UTC) - timedelta(seconds=40)  # a command that waited in a backlog
-    interaction = SimpleNamespace(token="tok", application_id=5, created_at=made,
-                                  filesize_limit=25 * 1024 * 1024)
+    client = SimpleNamespace(started_at=lambda i: VideoBot.started_at(bot, i))
+    bot = SimpleNamespace(_received={})
+    interaction = SimpleNamespace(id=1, token="tok", application_id=5, created_at=made,
+                                  filesize_limit=25 * 1024 * 1024, client=client)
     context = job_context(interaction)  # type: ignore[arg-type]
     assert context["interaction_at"] == made.timestamp()
+    bot._received[1] = made.timestamp() - 5  # received here before its snowflake time:
+    assert job_context(interaction)["interaction_at"] == made.timestamp() - 5  # the earlier

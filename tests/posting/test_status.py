@@ -4,12 +4,14 @@ interaction token dies."""
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.bot.support import world
 from tests.fakes.fake_discord import Perm
+from tests.fakes.fake_discord.world import DISCORD_EPOCH_MS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,3 +76,24 @@ async def test_a_failure_after_the_token_died_is_told_without_the_prompt(
         text = w.fd.message(status.id).content
         assert text.startswith(f"<@{w.member}> ❌") and "refunded" in text
         assert "secret fox" not in text and not w.fd.message(status.id).embeds
+
+
+async def test_a_snowflake_from_the_future_delays_nothing(tmp_path: Path) -> None:
+    """Discord's clock a minute ahead of this host's: the interaction's snowflake says it
+    was made in the future. The first status edit still comes about 1.5 s after the
+    command, and the token's life is counted from when the command arrived here."""
+    async with world(tmp_path, sandbox_delay_s=3.0) as w:
+        payload = w.fd.slash("video", {"prompt": "a fox", "duration": 4}, guild_id=w.guild,
+                             channel_id=w.channel, user_id=w.member)
+        record = w.fd.interactions.pop(int(payload["id"]))
+        ahead_ms = int((time.time() + 60) * 1000) - DISCORD_EPOCH_MS
+        record.id = (ahead_ms << 22) | (1 << 17)
+        payload["id"] = str(record.id)
+        w.fd.register_interaction(record)
+        sent = time.monotonic()
+        await w.fd.send_interaction(payload)
+        edits = await w.fd.wait_for(lambda: [
+            r for r in w.fd.requests_to("PATCH", "/messages/@original") if r.at > sent], 10)
+        assert edits[0].at - sent < 5
+        (job,) = await w.bot.store.jobs_for(w.guild, None)
+        assert job.context["interaction_at"] <= time.time() - 1

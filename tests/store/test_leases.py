@@ -39,9 +39,25 @@ async def test_a_lease_keeps_a_job_until_it_runs_out(store: Store) -> None:
     later = time.time() + 31
     assert await store.claimable_jobs(now=later) == [job.id]
     assert await store.claim_job(job.id, "b", 30, now=later)
-    assert await store.renew_leases("a", 30) == set()  # "a" lost it
-    assert await store.renew_leases("b", 30) == {job.id}
+    assert await store.renew_leases("a", 30, {job.id}) == set()  # "a" lost it
+    assert await store.renew_leases("b", 30, {job.id}) == {job.id}
     assert await store.leases_held("b") == 1
+
+
+async def test_only_the_leases_of_running_jobs_are_renewed(store: Store) -> None:
+    """A job whose task ended without ending it is not renewed: its lease runs out and
+    it is claimed again (a process renewing every row it owned kept such a job, its
+    seconds and its provider slot, for good)."""
+    now = time.time()
+    running, orphan = await reserve(store, 2, owner="a", lease_until=now + 30)
+    assert await store.jobs_held("a") == {running.id, orphan.id}
+    assert await store.renew_leases("a", 30, {running.id}, now=now + 20) == {running.id}
+    later = now + 31
+    assert await store.claimable_jobs(now=later) == [orphan.id]
+    assert await store.claim_job(orphan.id, "b", 30, now=later)
+    assert await store.jobs_held("a") == {running.id}
+    many = {f"{i:032x}" for i in range(1200)}  # more ids than one statement takes
+    assert await store.renew_leases("a", 30, many | {running.id}) == {running.id}
 
 
 async def test_released_leases_are_free_at_once_and_finished_jobs_hold_none(
