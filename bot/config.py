@@ -10,13 +10,22 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
 from bot.catalog import UnknownModel, default_model, get_model, models_for
 
-ProviderName = Literal["apixo", "aivideoapi", "pixazo", "sandbox"]
+ProviderName = Literal["apixo", "fal", "replicate", "aivideoapi", "pixazo", "sandbox"]
+# The providers that make videos for money (what FALLBACK_PROVIDERS may name).
+PAID_PROVIDERS = ("apixo", "fal", "replicate", "aivideoapi", "pixazo")
 
 
 class SettingsError(Exception):
@@ -91,6 +100,13 @@ class Settings(BaseSettings):
     aivideoapi_base_url: str = "https://api.aivideoapi.ai"
     pixazo_api_key: SecretStr | None = None
     pixazo_base_url: str = "https://gateway.pixazo.ai"
+    fal_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("fal_api_key", "fal_key"))
+    fal_base_url: str = "https://queue.fal.run"
+    fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    replicate_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("replicate_api_key", "replicate_api_token"))
+    replicate_base_url: str = "https://api.replicate.com/v1"
 
     public_base_url: str | None = None
     default_quota_seconds: int = Field(default=120, ge=0)
@@ -105,10 +121,15 @@ class Settings(BaseSettings):
     shard_count: int | None = Field(default=None, ge=1)
     shard_ids: Annotated[list[int] | None, NoDecode] = None
     job_lease_s: float = Field(default=30.0, gt=0)
+    # A process's identity on the leases it holds, stable across restarts (unset: the host
+    # name and the shard ids it runs); two live processes never share one.
+    instance_id: str | None = Field(default=None, min_length=1, max_length=120)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # unset: no /metrics
     metrics_host: str = "0.0.0.0"
     # Providers tried in order when PROVIDER cannot take a job (credit, key, model, outage).
     fallback_providers: Annotated[list[ProviderName], NoDecode] = Field(default_factory=list)
+    # AUDIO_DEFAULT: whether a model that can make sound does when the member does not say.
+    audio_default: Annotated[bool, NoDecode] = True
 
     # Beyond the contract: tuning with safe defaults.
     sandbox_delay_s: float = Field(default=3.0, ge=0)
@@ -124,6 +145,9 @@ class Settings(BaseSettings):
         "apixo_base_url",
         "aivideoapi_base_url",
         "pixazo_base_url",
+        "fal_base_url",
+        "fal_jwks_url",
+        "replicate_base_url",
         "public_base_url",
     )
     @classmethod
@@ -170,13 +194,34 @@ class Settings(BaseSettings):
             return value
         names = [p.strip().lower() for p in value.split(",") if p.strip()]
         for name in names:
-            if name not in ("apixo", "aivideoapi", "pixazo"):
+            if name not in PAID_PROVIDERS:
                 raise ValueError(
-                    f"'{name}' is not a provider that makes videos; use apixo, aivideoapi "
-                    "or pixazo, comma separated")
+                    f"'{name}' is not a provider that makes videos; use "
+                    f"{', '.join(PAID_PROVIDERS[:-1])} or {PAID_PROVIDERS[-1]}, comma separated")
         if len(set(names)) != len(names):
             raise ValueError("names a provider more than once")
         return names
+
+    @field_validator("audio_default", mode="before")
+    @classmethod
+    def _parse_audio_default(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        word = value.strip().lower()
+        if word in ("on", "true", "yes", "1"):
+            return True
+        if word in ("off", "false", "no", "0"):
+            return False
+        raise ValueError("must be on or off")
+
+    @field_validator("instance_id", mode="before")
+    @classmethod
+    def _check_instance_id(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if value and not all(ch.isalnum() or ch in "-_.:@" for ch in value):
+                raise ValueError("use letters, digits and - _ . : @ only, e.g. bot-1")
+        return value
 
     @field_validator("shard_ids", mode="before")
     @classmethod
@@ -248,8 +293,20 @@ class Settings(BaseSettings):
     def base_url(self, provider: str) -> str:
         return str(getattr(self, f"{provider}_base_url"))
 
+    @property
+    def process_identity(self) -> str:
+        """INSTANCE_ID, else the host name and the shard ids this process runs: stable
+        across restarts, so a restarted process knows its own jobs."""
+        if self.instance_id:
+            return self.instance_id
+        import socket
 
-_SECRET_FIELDS = {"discord_token", "apixo_api_key", "aivideoapi_api_key", "pixazo_api_key"}
+        shards = ",".join(map(str, self.shard_ids)) if self.shard_ids is not None else "all"
+        return f"{socket.gethostname()}:shards-{shards}"
+
+
+_SECRET_FIELDS = {"discord_token", "apixo_api_key", "aivideoapi_api_key", "pixazo_api_key",
+                  "fal_api_key", "replicate_api_key", "fal_key", "replicate_api_token"}
 
 
 def describe_errors(exc: ValidationError) -> list[str]:

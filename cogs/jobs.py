@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.jobs.intake import Refusal
+from bot.jobs.result import CANCEL_ASKED
 from bot.moderation.privacy import forget_member
 from bot.store import Job, JobState
 from cogs.checks import NotModerator
@@ -27,6 +28,10 @@ NOT_SENT = (JobState.RESERVED,)
 def cancel_text(before: Job, after: Job | None, refunded: bool) -> str:
     """What /cancel did, and whether (and why) the seconds came back."""
     short = f"`{before.id[:8]}`"
+    if after is not None and not after.terminal and CANCEL_ASKED in after.context:
+        return (f"Asked {after.provider} to stop job {short}. Its {after.seconds} s are "
+                "refunded once the provider confirms it stopped; if it finishes the video "
+                "anyway, it is charged and not posted.")
     if after is not None and not after.terminal:
         return (f"Job {short} moved on ({after.state.value}) while it was being cancelled, "
                 "so nothing was cancelled; try again in a moment.")
@@ -38,7 +43,7 @@ def cancel_text(before: Job, after: Job | None, refunded: bool) -> str:
         return (f"Cancelled job {short}. It had not been sent to the provider yet, so its "
                 f"{seconds} s were refunded.")
     if refunded:
-        return (f"Cancelled job {short}. The provider reports that it had failed, so its "
+        return (f"Cancelled job {short}. The provider confirms it will not make it, so its "
                 f"{seconds} s were refunded.")
     return (f"Cancelled job {short}: the bot stopped waiting for it. It was already with the "
             f"provider, which still makes (and charges for) it, so its {seconds} s were not "

@@ -8,11 +8,10 @@ from bot.catalog import (
     MODELS,
     Mode,
     default_model,
-    estimate_cost,
     get_model,
     live_models,
     offered_models,
-    price_per_second,
+    request_price,
     retired_notice,
 )
 from bot.config import Settings
@@ -79,10 +78,10 @@ def test_the_owner_s_retired_model_may_be_named() -> None:
 
 def test_prices_per_video_and_per_second() -> None:
     fast, quality = get_model("apixo", "veo-3-1-fast"), get_model("apixo", "veo-3-1")
-    assert estimate_cost(fast, 8) == 0.20 and estimate_cost(quality, 8) == 1.50
-    assert estimate_cost(get_model("apixo", "wan-2-5-video"), 10) == 0.80
-    assert price_per_second(get_model("apixo", "kling-2-1")) is None
-    assert price_per_second(fast, {"apixo/veo-3-1-fast": 0.5}) == 0.5
+    assert request_price(fast, 8) == 200_000 and request_price(quality, 8) == 1_500_000
+    assert request_price(get_model("apixo", "wan-2-5-video"), 10) == 800_000
+    assert request_price(get_model("apixo", "kling-2-1"), 5) is None
+    assert request_price(fast, 8, {"apixo/veo-3-1-fast": 0.5}) == 4_000_000
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,22 @@
 """The model catalog: every model the bot can use, as data.
 
 Adding a model that a provider serves on the same endpoints is a new ``ModelSpec``
-entry (``bot/catalog/apixo.py`` for APIXO), not new code: the adapters read the API model
-name, the request shapes, the per-orientation fields and the extra fields from the spec.
-Retired models (the Sora family) stay listed so an owner may keep one explicitly.
+entry (one module per provider: ``apixo``, ``fal``, ``replicate``), not new code: the
+adapters read the API model or endpoint, the request shapes, the per-orientation fields,
+the extra fields and the price from the spec. One catalog id names the same model at the
+same tier at every reseller that sells it (what failover moves a job between). Retired
+models (the Sora family) stay listed so an owner may keep one explicitly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 
 from bot.catalog.apixo import APIXO_MODELS
+from bot.catalog.fal import FAL_MODELS
+from bot.catalog.pricing import Price, micros, money, per_second
+from bot.catalog.replicate import REPLICATE_MODELS
 from bot.catalog.spec import ImageRules, Mode, ModelSpec, Orientation, Shape
 
 __all__ = [
@@ -20,16 +26,17 @@ __all__ = [
     "Mode",
     "ModelSpec",
     "Orientation",
+    "Price",
     "Shape",
     "UnknownModel",
     "default_model",
     "equivalent",
-    "estimate_cost",
     "get_model",
     "live_models",
     "models_for",
+    "money",
     "offered_models",
-    "price_per_second",
+    "request_price",
     "retired_notice",
 ]
 
@@ -48,7 +55,7 @@ _RELAY_MODELS: tuple[ModelSpec, ...] = (
         text_fields={L: {"aspect_ratio": "16:9"}, P: {"aspect_ratio": "9:16"}},
         image_fields={L: {"aspect_ratio": "16:9"}, P: {"aspect_ratio": "9:16"}},
         prompt_max=5_000,
-        price_per_second=0.125,
+        price=per_second(0.125),
         max_concurrent=10,
         poll_first_s={4: 60.0, 8: 90.0, 12: 120.0},
         poll_interval_s=10.0,
@@ -65,7 +72,6 @@ _RELAY_MODELS: tuple[ModelSpec, ...] = (
         image_fields={L: {"size": "1280x720"}, P: {"size": "720x1280"}},
         prompt_max=10_000,
         image=ImageRules(exact_sizes=_PIXAZO_SIZES, transport="data_uri"),
-        price_per_second=None,
         max_concurrent=10,
         poll_first_s={4: 10.0, 8: 10.0, 12: 10.0},
         poll_interval_s=10.0,
@@ -81,7 +87,8 @@ def _sandbox(spec: ModelSpec) -> ModelSpec:
         "provider": "sandbox", "api_model": "sandbox-test-card", "default": False,
         "label": f"Sandbox test card shaped like {spec.label.split(' (')[0]}",
         "image": spec.image.model_copy(update={"transport": "data_uri"}),  # fetches nothing
-        "price_per_second": 0.0, "price_per_video": None, "requests_per_minute": None,
+        "price": per_second(0.0), "audio_price": None, "shape_prices": {},
+        "requests_per_minute": None,
         "max_concurrent": 4, "poll_first_s": dict.fromkeys(spec.durations, 1.0),
         "poll_interval_s": 1.0, "typical_s": dict.fromkeys(spec.durations, (3, 15)),
         "result_ttl_s": 24 * 3600,
@@ -100,7 +107,7 @@ _SANDBOX_MODELS: tuple[ModelSpec, ...] = (
         default=True,
         prompt_max=10_000,
         image=ImageRules(transport="data_uri"),  # it fetches nothing
-        price_per_second=0.0,
+        price=per_second(0.0),
         max_concurrent=4,
         poll_first_s={4: 1.0, 8: 1.0, 12: 1.0},
         poll_interval_s=1.0,
@@ -110,9 +117,11 @@ _SANDBOX_MODELS: tuple[ModelSpec, ...] = (
     *(_sandbox(spec) for spec in APIXO_MODELS if not spec.retired),
 )
 
-MODELS: tuple[ModelSpec, ...] = (*APIXO_MODELS, *_RELAY_MODELS, *_SANDBOX_MODELS)
+MODELS: tuple[ModelSpec, ...] = (
+    *APIXO_MODELS, *FAL_MODELS, *REPLICATE_MODELS, *_RELAY_MODELS, *_SANDBOX_MODELS,
+)
 
-PROVIDERS: tuple[str, ...] = ("apixo", "aivideoapi", "pixazo", "sandbox")
+PROVIDERS: tuple[str, ...] = ("apixo", "fal", "replicate", "aivideoapi", "pixazo", "sandbox")
 
 
 class UnknownModel(LookupError):
@@ -185,18 +194,18 @@ def retired_notice(provider: str, model: str) -> str | None:
     )
 
 
-def price_per_second(spec: ModelSpec, overrides: Mapping[str, float] | None = None) -> float | None:
-    """The price per second of video: MODEL_PRICES first, then the catalog's figure (a
-    per-video price is spread over the model's fixed length)."""
-    if overrides and spec.key in overrides:
-        return overrides[spec.key]
-    if spec.price_per_second is None and spec.price_per_video is not None:
-        return round(spec.price_per_video / spec.durations[0], 6)
-    return spec.price_per_second
+def request_price(
+    spec: ModelSpec, seconds: int, overrides: Mapping[str, float] | None = None, *,
+    shape: Shape = Shape.TEXT, audio: bool = False,
+) -> int | None:
+    """The list price of one request in micro-dollars, or None when unknown.
 
-
-def estimate_cost(
-    spec: ModelSpec, seconds: int, overrides: Mapping[str, float] | None = None
-) -> float | None:
-    price = price_per_second(spec, overrides)
-    return None if price is None else round(price * seconds, 4)
+    MODEL_PRICES (dollars per second) comes first: ``provider/model+audio`` for a request
+    with sound, then ``provider/model``; then the catalog's price for the shape and sound.
+    """
+    if overrides:
+        for key in ((f"{spec.key}+audio", spec.key) if audio else (spec.key,)):
+            if key in overrides:
+                return micros(Decimal(str(overrides[key])) * seconds)
+    price = spec.price_for(shape, audio)
+    return None if price is None else price.cost_micros(seconds)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.catalog.pricing import per_second, per_video
 from bot.catalog.spec import ImageRules, ModelSpec, Orientation, Shape
 
 L, P = Orientation.LANDSCAPE, Orientation.PORTRAIT
@@ -42,7 +43,7 @@ def _veo(catalog_id: str, tier: str, label: str, price: float) -> ModelSpec:
         prompt_max=10_000,
         seed_field="seed",
         image=ImageRules(formats=("JPEG", "PNG"), max_bytes=10 * 1024 * 1024),
-        price_per_video=price,
+        price=per_video(price),
         poll_first_s={8: 60.0},
         typical_s={8: (90, 180)},
         result_ttl_s=_DAYS_15,
@@ -76,7 +77,7 @@ APIXO_MODELS: tuple[ModelSpec, ...] = (
         seed_field="seed",
         image=ImageRules(max_bytes=20 * 1024 * 1024, min_short_side=240, max_side=8000,
                          alpha=False),
-        price_per_second=0.08,  # at 720p (the older page's figure)
+        price=per_second(0.08),  # at 720p (the older page's figure)
         poll_first_s={5: 90.0, 10: 90.0},
         typical_s={5: (100, 250), 10: (100, 250)},
         result_ttl_s=_DAYS_15,
@@ -145,7 +146,7 @@ APIXO_MODELS: tuple[ModelSpec, ...] = (
         image_fields={L: {"aspect_ratio": "landscape"}, P: {"aspect_ratio": "portrait"}},
         input_extra={"remove_watermark": True},
         prompt_max=10_000,
-        price_per_second=0.09,
+        price=per_second(0.09),
         max_concurrent=10,
         poll_first_s={4: 120.0, 8: 180.0, 12: 180.0},
         poll_interval_s=10.0,
@@ -162,7 +163,6 @@ APIXO_MODELS: tuple[ModelSpec, ...] = (
         image_fields={L: {"resolution": "720p"}, P: {"resolution": "720p"}},
         body_extra={"provider": "official"},
         prompt_max=10_000,
-        price_per_second=None,
         requests_per_minute=60,
         max_concurrent=10,
         poll_first_s={4: 120.0, 8: 120.0, 12: 120.0},

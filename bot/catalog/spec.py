@@ -10,8 +10,15 @@ name, lengths, aspects or input fields. An APIXO model's ``input`` object is bui
 - ``text_fields``/``image_fields``: the fields that express the orientation per mode
   (``aspect_ratio: 16:9`` or ``landscape``, ``size: 1280*720``); none: the video follows
   the image;
-- ``image_field`` (and ``end_image_field``), ``negative_prompt_field``, ``seed_field``;
+- ``image_field`` (and ``end_image_field``), ``negative_prompt_field``, ``seed_field``,
+  ``audio_field`` (sound on or off, where members may choose);
 - ``input_extra`` (a tier such as ``mode: fast``, a ``resolution``) and ``body_extra``.
+
+Resellers that sell one model on several endpoints (fal.ai: text, image and
+first/last-frame endpoints) name them per shape in ``endpoints``, with the image fields of
+a shape that spells them differently in ``shape_image_fields``. Prices are ``Price`` data
+(``bot.catalog.pricing``): ``price``, ``audio_price`` with sound on, ``shape_prices`` for
+a shape priced apart.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from bot.catalog.pricing import Price
 
 
 class Mode(StrEnum):
@@ -86,12 +95,15 @@ class ModelSpec(BaseModel):
     # None: the model makes its one length and takes no duration field.
     duration_field: str | None = "duration"
     duration_type: Literal["int", "str"] = "int"
+    duration_suffix: str = ""  # a string duration's unit, e.g. "s" for "8s"
     orientations: tuple[Orientation, ...] = (Orientation.LANDSCAPE, Orientation.PORTRAIT)
     # Request fields that express the orientation, per mode, exactly as the API wants them.
     text_fields: Mapping[Orientation, Mapping[str, Any]] = Field(default_factory=dict)
     image_fields: Mapping[Orientation, Mapping[str, Any]] = Field(default_factory=dict)
     # True: an animated image keeps its own shape (no orientation is sent or offered).
     image_keeps_shape: bool = False
+    # Per shape: the endpoint (or model) that takes it, when it is not ``api_model``.
+    endpoints: Mapping[Shape, str] = Field(default_factory=dict)
     # Fixed fields: top level of the body, and inside the input object (APIXO).
     body_extra: Mapping[str, Any] = Field(default_factory=dict)
     input_extra: Mapping[str, Any] = Field(default_factory=dict)
@@ -105,11 +117,17 @@ class ModelSpec(BaseModel):
     image_field: str = "image_urls"
     image_list: bool = True
     end_image_field: str | None = None
+    # Per shape: (start frame field, end frame field) where a shape names them differently.
+    shape_image_fields: Mapping[Shape, tuple[str, str | None]] = Field(default_factory=dict)
+    # The boolean input that turns sound on; None: members cannot choose (the model makes
+    # sound always, never, or as its reseller decides).
+    audio_field: str | None = None
     image: ImageRules = ImageRules()
-    # US dollars per second of video, or per video; None when the provider publishes no
-    # figure (then MODEL_PRICES in the settings supplies one, or the cost shows as unknown).
-    price_per_second: float | None = None
-    price_per_video: float | None = None
+    # The list price; None when the reseller publishes no figure (then MODEL_PRICES in the
+    # settings supplies one, or the cost shows as unknown and a spend cap refuses it).
+    price: Price | None = None
+    audio_price: Price | None = None  # with sound on, when it costs more
+    shape_prices: Mapping[Shape, Price] = Field(default_factory=dict)
     requests_per_minute: int | None = None
     max_concurrent: int = 10
     # The provider's polling advice: first check after N s (per duration), then every M s.
@@ -145,6 +163,26 @@ class ModelSpec(BaseModel):
     @property
     def takes_seed(self) -> bool:
         return self.seed_field is not None
+
+    @property
+    def takes_audio(self) -> bool:
+        return self.audio_field is not None
+
+    def endpoint_for(self, shape: Shape) -> str:
+        return self.endpoints.get(shape, self.api_model)
+
+    def image_fields_for(self, shape: Shape) -> tuple[str, str | None]:
+        return self.shape_image_fields.get(shape, (self.image_field, self.end_image_field))
+
+    def duration_value(self, length: int) -> int | str:
+        """A length as the API's duration field wants it: 8, "8" or "8s"."""
+        return f"{length}{self.duration_suffix}" if self.duration_type == "str" else length
+
+    def price_for(self, shape: Shape, audio: bool) -> Price | None:
+        """The catalog's price of a request of this shape, with sound on or off."""
+        if audio and self.audio_price is not None:
+            return self.audio_price
+        return self.shape_prices.get(shape, self.price)
 
     def length_for(self, asked: int | None) -> int:
         """Seconds of video a request makes: a fixed-length model makes its length."""

@@ -8,6 +8,7 @@ import logging
 import secrets
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -19,9 +20,10 @@ from bot.catalog import (
     Orientation,
     UnknownModel,
     default_model,
-    estimate_cost,
     get_model,
     models_for,
+    money,
+    request_price,
 )
 from bot.config import Settings, SettingsError
 from bot.jobs.waiting import PollSchedule, wait_for_task
@@ -185,13 +187,22 @@ async def run_job(args: GenerateArgs, settings: Settings, progress: Progress) ->
 
     token = secrets.token_urlsafe(24)
     wake = asyncio.Event()
+    delivered: list[TaskStatus] = []  # the final status a verified webhook carried
 
-    async def on_callback(provider_name: str, path_token: str, body: bytes) -> bool:
+    async def on_callback(provider_name: str, path_token: str, body: bytes,
+                          headers: Mapping[str, str]) -> bool:
         if provider_name != spec.provider or not hmac.compare_digest(path_token, token):
             return False
-        progress.show("callback received, checking status")
+        if provider.signed_webhooks:  # verified first (raises: refused with a 4xx)
+            news = await provider.read_webhook(headers, body)
+            if news.status is not None:
+                delivered.append(news.status)
+        progress.show("callback received")
         wake.set()
         return True
+
+    async def pushed() -> TaskStatus | None:
+        return delivered[-1] if delivered else None
 
     async def health() -> dict[str, bool]:
         return {"cli": True}
@@ -242,7 +253,7 @@ async def run_job(args: GenerateArgs, settings: Settings, progress: Progress) ->
 
             status = await wait_for_task(
                 provider, spec, task_id, schedule,
-                wake=wake if server else None, on_status=on_status,
+                wake=wake if server else None, on_status=on_status, pushed=pushed,
             )
             if status.state is TaskState.FAILED or not status.video_urls:
                 raise ProviderError(status.error_message or "the provider returned no video")
@@ -253,8 +264,9 @@ async def run_job(args: GenerateArgs, settings: Settings, progress: Progress) ->
                 await server.stop()
     progress.done()
     note = " - a SANDBOX test card, made locally, not by AI" if spec.provider == "sandbox" else ""
-    cost = estimate_cost(spec, request.duration, settings.model_prices)
-    price = "" if cost is None else f", est. ${cost:.2f}"
+    cost = request_price(spec, request.duration, settings.model_prices, shape=request.shape,
+                         audio=bool(request.audio))
+    price = "" if cost is None else f", est. {money(cost)}"
     made = f"{spec.id}: {request.duration} s of video{price}"
     return f"wrote {out} ({summary}; {made}){note}"
 

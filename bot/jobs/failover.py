@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
-from bot.catalog import ModelSpec, equivalent, price_per_second
+from bot.catalog import ModelSpec, Shape, equivalent, request_price
 from bot.config import Settings
+from bot.jobs import files as jobfiles
 from bot.providers.errors import (
     AuthenticationFailed,
     EndpointNotFound,
@@ -27,6 +29,8 @@ from bot.providers.errors import (
     ProviderError,
     SubmitUncertain,
 )
+from bot.providers.validation import validate_request
+from bot.store import Job
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +85,44 @@ class Failover:
                 return other
         return None
 
-    def price(self, spec: ModelSpec) -> float | None:
-        return price_per_second(spec, self._settings.model_prices)
-
 
 def reason(exc: ProviderError) -> str:
     return REASONS.get(exc.code, "cannot take the job")
+
+
+def _options(job: Job) -> dict[str, object]:
+    options = job.context.get("options")
+    return options if isinstance(options, dict) else {}
+
+
+def moved_audio(job: Job, spec: ModelSpec, default: bool) -> bool | None:
+    """The job's sound choice at ``spec``: kept, or the owner's default where the member
+    had no choice before and has one now."""
+    asked = _options(job).get("audio")
+    if not spec.takes_audio:
+        return None
+    return asked if isinstance(asked, bool) else default
+
+
+async def unsuitable(job: Job, spec: ModelSpec) -> str | None:
+    """Why ``spec`` cannot make the job exactly as asked (a sentence for the member), or
+    None: the length, orientation, images, prompt, extras and sound are checked against
+    the other provider's rules, never silently changed."""
+    if isinstance(_options(job).get("audio"), bool) and not spec.takes_audio:
+        return f"it does not let members choose sound for `{spec.id}`."
+    try:
+        request = await jobfiles.build_request(job, spec, None, placeholder_urls=True)
+        validate_request(spec, request)
+    except ProviderError as exc:
+        return exc.user_message
+    return None
+
+
+def job_price(job: Job, spec: ModelSpec, audio: bool | None,
+              overrides: Mapping[str, float] | None) -> int | None:
+    """The job's list price at ``spec`` in micro-dollars (None: unknown)."""
+    shape = Shape.TEXT
+    if job.image_path:
+        shape = Shape.FRAMES if job.context.get("end_image_path") else Shape.IMAGE
+    return request_price(spec, spec.length_for(job.duration), overrides, shape=shape,
+                         audio=bool(audio))

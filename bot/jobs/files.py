@@ -26,16 +26,23 @@ def _load_image(path: Path) -> tuple[bytes, ImageInfo]:
     return data, inspect_image(data)
 
 
+PLACEHOLDER_URL = "https://placeholder.invalid/image"
+
+
 async def build_request(
-    job: Job, spec: ModelSpec, webhook: WebhookServer | None
+    job: Job, spec: ModelSpec, webhook: WebhookServer | None, *,
+    placeholder_urls: bool = False,
 ) -> GenerationRequest:
     """The provider request for a stored job; the images are handed over as the model
-    wants them (the bot's own URL when public, else the attachment's URL, or inline)."""
-    image = await _kept(job.id, job.image_path, job.context.get("image_url"), spec, webhook)
+    wants them (the bot's own URL when public, else the attachment's URL, or inline).
+    ``placeholder_urls``: only to check the request (nothing is hosted)."""
+    fallback = PLACEHOLDER_URL if placeholder_urls else None
+    image = await _kept(job.id, job.image_path, job.context.get("image_url") or fallback,
+                        spec, webhook)
     end = await _kept(job.id, job.context.get("end_image_path"),
-                      job.context.get("end_image_url"), spec, webhook)
+                      job.context.get("end_image_url") or fallback, spec, webhook)
     extras = job.context.get("options") or {}
-    negative, seed = extras.get("negative_prompt"), extras.get("seed")
+    negative, seed, audio = extras.get("negative_prompt"), extras.get("seed"), extras.get("audio")
     return GenerationRequest(
         prompt=job.prompt,
         duration=job.duration,
@@ -44,6 +51,7 @@ async def build_request(
         end_image=end if image is not None else None,
         negative_prompt=negative if isinstance(negative, str) else None,
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        audio=audio if isinstance(audio, bool) and spec.takes_audio else None,
     )
 
 

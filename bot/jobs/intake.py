@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +15,11 @@ from bot.catalog import (
     Mode,
     ModelSpec,
     Orientation,
+    Shape,
     UnknownModel,
     get_model,
     offered_models,
-    price_per_second,
+    request_price,
 )
 from bot.config import Settings
 from bot.errors import Refusal as Refusal  # re-exported: the cogs catch it from here
@@ -42,6 +44,18 @@ class VideoOptions:
     end_frame: bool = False  # an end image comes with the start image
     negative_prompt: str | None = None
     seed: int | None = None
+    audio: bool | None = None  # sound on or off; None where the model gives no choice
+
+    @property
+    def shape(self) -> Shape:
+        if self.mode is Mode.TEXT:
+            return Shape.TEXT
+        return Shape.FRAMES if self.end_frame else Shape.IMAGE
+
+    def price(self, overrides: Mapping[str, float] | None = None) -> int | None:
+        """The list price in micro-dollars (None: unknown)."""
+        return request_price(self.spec, self.duration, overrides, shape=self.shape,
+                             audio=bool(self.audio))
 
 
 def clean_prompt(prompt: str) -> str:
@@ -65,6 +79,7 @@ def check_options(
     end_frame: bool = False,
     negative_prompt: str | None = None,
     seed: int | None = None,
+    audio: bool | None = None,
 ) -> VideoOptions:
     """Validate a member's options against the catalog, before any charge: what the
     model does not take is refused, never silently dropped."""
@@ -100,7 +115,18 @@ def check_options(
             allowed = " or ".join(o.value for o in offered)
             raise Refusal(f"`{spec.id}` does not make {picked.value} videos (only {allowed}).")
     extras = _extras(spec, end_frame, negative_prompt, seed)
-    return VideoOptions(spec, text, chosen, picked, mode, end_frame, *extras)
+    return VideoOptions(spec, text, chosen, picked, mode, end_frame, *extras,
+                        audio=_audio(spec, audio, settings.audio_default))
+
+
+def _audio(spec: ModelSpec, asked: bool | None, default: bool) -> bool | None:
+    """Sound on or off where the model's reseller lets members choose (else None)."""
+    if not spec.takes_audio:
+        if asked is not None:
+            raise Refusal(f"`{spec.id}` on {spec.provider} does not let you choose sound: "
+                          f"leave `audio` out, or pick {_those_that(spec, 'takes_audio')}.")
+        return None
+    return default if asked is None else asked
 
 
 def _extras(
@@ -201,8 +227,8 @@ async def start_job(
         duration=options.duration,
         orientation=(orientation or options.orientation or Orientation.LANDSCAPE).value,
         seconds=options.spec.length_for(options.duration),
-        price_per_second=price_per_second(options.spec, settings.model_prices),
+        price_micros=options.price(settings.model_prices),
         context={**context, "options": {"negative_prompt": options.negative_prompt,
-                                        "seed": options.seed}},
+                                        "seed": options.seed, "audio": options.audio}},
     )
     return await jobs.request(new, quota, image, end_image)

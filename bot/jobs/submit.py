@@ -10,7 +10,7 @@ import time
 from bot.catalog import ModelSpec
 from bot.jobs import files as jobfiles
 from bot.jobs.core import JobCore
-from bot.jobs.failover import moves_on, reason
+from bot.jobs.failover import job_price, moved_audio, moves_on, reason, unsuitable
 from bot.jobs.types import JobUpdate, Phase
 from bot.providers.base import TaskStatus, VideoProvider
 from bot.providers.errors import ProviderError, RateLimited, SubmitUncertain, TaskNotFound
@@ -76,36 +76,51 @@ class SubmitSteps(JobCore):
                     return exc
                 await self._fail(job, exc.code, exc.user_message)
                 return None
-            await self._store.mark_submitted(job.id, task_id)
+            # The provider has the task (and may charge for it): recording its id is
+            # retried until the database takes it, never turned into a refund.
+            await self._persist(job.id, "record the provider's task",
+                                lambda: self._store.mark_submitted(job.id, task_id))
         return await self._store.job(job.id)
 
     async def _skip_cooling(
         self, job: Job, spec: ModelSpec
     ) -> tuple[Job, ModelSpec, VideoProvider] | None:
-        """A provider that just failed every job is not tried first for a while."""
+        """A provider that just failed every job is not tried first for a while (unless
+        the next one cannot make this job as it was asked: then it is tried anyway)."""
         if not self._failover.cooling(job.provider):
             return None
         tried = [*job.context.get("providers_tried", []), job.provider]
         other = self._failover.next_for(spec, tried)
-        if other is None:
+        if other is None or await unsuitable(job, other) is not None:
             return None
         return await self._move(job, other, tried, f"{job.provider} is cooling down")
 
     async def _move_on(
         self, job: Job, spec: ModelSpec, exc: ProviderError
     ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        """The next provider that sells the job's model, if it can make the job exactly as
+        asked (else the job fails, refunded, saying why)."""
         self._failover.mark_down(job.provider, exc)
         tried = [*job.context.get("providers_tried", []), job.provider]
         other = self._failover.next_for(spec, tried)
         if other is None:
             return None
-        return await self._move(job, other, tried, f"{job.provider} {reason(exc)}")
+        why = f"{job.provider} {reason(exc)}"
+        problem = await unsuitable(job, other)
+        if problem is not None:
+            await self._fail(job, "failover_unsuitable",
+                             f"{why}, and {other.provider} cannot take the job as asked: "
+                             f"{problem}")
+            return None
+        return await self._move(job, other, tried, why)
 
     async def _move(
         self, job: Job, other: ModelSpec, tried: list[str], why: str
     ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        audio = moved_audio(job, other, self._settings.audio_default)
+        price = job_price(job, other, audio, self._settings.model_prices)
         if not await self._store.move_to_provider(
-                job.id, other.provider, other.id, self._failover.price(other), tried):
+                job.id, other.provider, other.id, price, tried, audio=audio):
             return None
         await self._slot_freed(job)
         log.info("job %s moves from %s to %s: %s", job.id, job.provider, other.provider, why)
@@ -188,7 +203,9 @@ class SubmitSteps(JobCore):
             status = await self._check_hint(job, spec, provider, job.task_hint)
             if status is not None:
                 log.info("job %s: adopted task %s named by a callback", job.id, job.task_hint)
-                await self._store.mark_submitted(job.id, job.task_hint)
+                hint = job.task_hint
+                await self._persist(job.id, "record the adopted task",
+                                    lambda: self._store.mark_submitted(job.id, hint))
                 return await self._store.job(job.id)
         await self._fail(job, code, message)
         return None

@@ -56,11 +56,24 @@ def make_provider(
             delay_s=settings.sandbox_delay_s,
             work_dir=settings.database_path.parent / "sandbox",
         )
+    if name == "fal":  # signed webhooks: the verifier's keys come from FAL_JWKS_URL
+        from bot.providers.fal import FalProvider
+
+        return FalProvider(session, settings.base_url(name), _key(name, settings),
+                           jwks_url=settings.fal_jwks_url)
+    if name == "replicate":
+        from bot.providers.replicate import ReplicateProvider
+
+        return ReplicateProvider(session, settings.base_url(name), _key(name, settings))
     adapter = _HTTP_ADAPTERS.get(name)
     if adapter is None:
-        known = ", ".join([*_HTTP_ADAPTERS, "sandbox"])
+        known = ", ".join([*_HTTP_ADAPTERS, "fal", "replicate", "sandbox"])
         raise SettingsError([f"PROVIDER: unknown provider {name!r} (known: {known})"])
+    return adapter(session, settings.base_url(name), _key(name, settings))
+
+
+def _key(name: str, settings: Settings) -> str:
     key = settings.api_key(name)
     if not key:
         raise SettingsError([f"{name.upper()}_API_KEY: required to use the {name} provider"])
-    return adapter(session, settings.base_url(name), key)
+    return key

@@ -34,6 +34,7 @@ from bot.providers.http import (
     SUBMIT_RETRY,
     Reply,
     RetryPolicy,
+    call_json,
     describe,
     get_json,
     post_json,
@@ -43,7 +44,7 @@ from bot.providers.validation import validate_request
 
 log = logging.getLogger(__name__)
 
-Op = Literal["submit", "status", "check"]
+Op = Literal["submit", "status", "check", "result", "cancel"]
 
 # Task ids we accept from a callback body: provider ids are short tokens like these.
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}")
@@ -239,7 +240,7 @@ class HttpAdapter(VideoProvider):
 
     async def _create(
         self, path: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None,
-        *, spec: ModelSpec | None = None,
+        *, spec: ModelSpec | None = None, params: Mapping[str, str] | None = None,
     ) -> Reply:
         return await post_json(
             self._session,
@@ -249,6 +250,22 @@ class HttpAdapter(VideoProvider):
             headers={**self._headers(), **(headers or {})},
             classify=lambda reply: self._classify(reply, "submit"),
             policy=self._submit_retry,
+            limiter=self._rates.for_model(spec),
+            params=params,
+        )
+
+    async def _call(self, method: str, path: str, op: Op, *, body: Any = None,
+                    spec: ModelSpec | None = None) -> Reply:
+        """An idempotent call that is not a read (a cancel), retried like one."""
+        return await call_json(
+            self._session,
+            method,
+            self._base + path,
+            op=f"{self.name} {op}",
+            headers=self._headers(),
+            classify=lambda reply: self._classify(reply, op),
+            policy=self._retry,
+            body=body,
             limiter=self._rates.for_model(spec),
         )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +47,7 @@ class GenerationRequest(BaseModel):
     end_image: SourceImage | None = None  # the end frame (models that take one)
     negative_prompt: str | None = None
     seed: int | None = None
+    audio: bool | None = None  # sound on or off; None: the model's own (no choice offered)
 
     @property
     def mode(self) -> Mode:
@@ -80,10 +83,31 @@ class TaskStatus(BaseModel):
     error_message: str | None = None
 
 
+class CancelOutcome(StrEnum):
+    """What asking a provider to cancel a task came to."""
+
+    CANCELLED = "cancelled"  # confirmed: the task stopped and nothing is charged
+    REQUESTED = "requested"  # asked; the task's final status tells how it ended
+    FINISHED = "finished"  # too late: the task had already ended
+    UNSUPPORTED = "unsupported"  # the API cannot cancel a task
+
+
+@dataclass(frozen=True)
+class WebhookNews:
+    """What a verified (signed) webhook says: which task, and its final status when the
+    webhook carries it (None for a non-final event or one without a usable result)."""
+
+    task_id: str
+    status: TaskStatus | None = None
+
+
 class VideoProvider(abc.ABC):
     """One adapter per provider API. All adapters share one aiohttp ClientSession."""
 
     name: str
+    # True: the provider signs its webhooks, and ``read_webhook`` verifies them (a verified
+    # webhook may carry the result). False: a callback is only a hint (``parse_callback``).
+    signed_webhooks = False
 
     @abc.abstractmethod
     async def submit(
@@ -105,6 +129,20 @@ class VideoProvider(abc.ABC):
     @abc.abstractmethod
     async def check_key(self) -> None:
         """Make one cheap authenticated call; raise AuthenticationFailed on a bad key."""
+
+    async def read_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookNews:
+        """Verify a signed webhook over its raw body, then say what it tells (signed
+        providers only). Raises WebhookRejected (refused with a 4xx, nothing changes) or
+        WebhookUnverifiable (the keys could not be fetched: the provider retries later)."""
+        raise NotImplementedError(f"{self.name} does not sign its webhooks")
+
+    def task_key(self, task_id: str) -> str:
+        """The part of a stored task id a webhook names (the id itself, for most)."""
+        return task_id
+
+    async def cancel(self, spec: ModelSpec, task_id: str) -> CancelOutcome:
+        """Ask the provider to stop a task; most APIs cannot."""
+        return CancelOutcome.UNSUPPORTED
 
     async def download(
         self, session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int

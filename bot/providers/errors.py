@@ -124,6 +124,23 @@ class SubmitUncertain(ProviderError):
     )
 
 
+class WebhookRejected(Exception):
+    """A webhook that claims to be signed is not trusted: unsigned, wrongly signed, stale
+    or altered. The web server answers it with a 4xx (``status``: 401 for a missing or
+    wrong signature, 400 for a stale or malformed one) and nothing changes. ``reason`` is
+    short, log-safe text."""
+
+    def __init__(self, reason: str, *, status: int = 401) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class WebhookUnverifiable(Exception):
+    """The keys to check a webhook could not be had (network or provider trouble): the web
+    server answers 503, so the provider retries later."""
+
+
 # Terminal failure codes reported in a task's status, with the sentence a member reads.
 FAIL_CODE_MESSAGES: dict[str, str] = {
     "promptinvalid": "The provider rejected the prompt. Try rewording it.",
@@ -134,6 +151,8 @@ FAIL_CODE_MESSAGES: dict[str, str] = {
     "imageformatincorrect": "The provider could not read the image format.",
     "invalidimagesize": "The provider refused the image's size or dimensions.",
     "invalid_image_url": "The provider could not fetch the image.",
+    "content_policy_violation": "The provider's safety check refused this prompt or image.",
+    "e005": "The provider's safety check flagged this prompt or image.",
     "ratelimited": "The provider was overloaded and gave up. Try again later.",
     "timeout": "The provider did not finish the video in time.",
 }

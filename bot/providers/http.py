@@ -357,6 +357,23 @@ async def get_json(
                        policy=policy, params=params, limiter=limiter)
 
 
+async def call_json(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    op: str,
+    headers: Mapping[str, str],
+    classify: Classifier,
+    policy: RetryPolicy = STATUS_RETRY,
+    body: Any = None,
+    limiter: AsyncLimiter | None = None,
+) -> Reply:
+    """An idempotent call other than a read (a cancel): retried like a read."""
+    return await _send(session, method, url, op=op, headers=headers, classify=classify,
+                       policy=policy, body=body, limiter=limiter)
+
+
 async def post_json(
     session: aiohttp.ClientSession,
     url: str,
@@ -368,7 +385,9 @@ async def post_json(
     policy: RetryPolicy = SUBMIT_RETRY,
     submit: bool = True,
     limiter: AsyncLimiter | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> Reply:
     """A POST; with ``submit`` (the default) it follows the create rules above."""
     return await _send(session, "POST", url, op=op, headers=headers, classify=classify,
-                       policy=policy, body=body, submit=submit, limiter=limiter)
+                       policy=policy, body=body, params=params, submit=submit,
+                       limiter=limiter)

@@ -41,6 +41,8 @@ def validate_request(spec: ModelSpec, request: GenerationRequest) -> None:
         raise InvalidRequest(f"{spec.label} cannot make videos {what}.")
     if request.shape is Shape.FRAMES and not spec.takes_end_frame:
         raise InvalidRequest(f"{spec.label} takes no end frame: leave the end image out.")
+    if request.audio is not None and not spec.takes_audio:
+        raise InvalidRequest(f"{spec.label} does not let you choose sound: leave it out.")
     if request.duration not in spec.durations:
         raise InvalidRequest(
             f"{spec.label} makes {spec.describe_lengths()}, not {request.duration}."

@@ -141,9 +141,9 @@ class StoreBase:
     @staticmethod
     async def _ledger(
         tx: Tx, job: Mapping[str, Any], kind: str, seconds: int, now: float,
-        cost: float | None = None, note: str | None = None,
+        cost: float | None = None, note: str | None = None, money: int | None = None,
     ) -> None:
-        await steps.run(tx, ledger_steps(job, kind, seconds, now, cost, note))
+        await steps.run(tx, ledger_steps(job, kind, seconds, now, cost, note, money))
 
     # -- quota bookkeeping (callers hold a transaction) --
 
@@ -181,12 +181,12 @@ class StoreBase:
 
 def ledger_steps(
     job: Mapping[str, Any], kind: str, seconds: int, now: float,
-    cost: float | None = None, note: str | None = None,
+    cost: float | None = None, note: str | None = None, money: int | None = None,
 ) -> Steps[None]:
     yield steps.execute(
-        "INSERT INTO ledger (job_id, guild_id, user_id, kind, seconds, cost, created_at, note)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (job["id"], job["guild_id"], job["user_id"], kind, seconds, cost, now, note),
+        "INSERT INTO ledger (job_id, guild_id, user_id, kind, seconds, cost, created_at, note,"
+        " money_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (job["id"], job["guild_id"], job["user_id"], kind, seconds, cost, now, note, money),
     )
 
 

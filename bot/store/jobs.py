@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from bot.catalog.pricing import dollars
 from bot.quota import (
     QuotaSettings,
     check_reservation,
-    job_cost,
 )
 from bot.store import steps
 from bot.store.backend import LockSpace, Row
@@ -167,31 +167,36 @@ class JobsMixin(StoreBase):
                 f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                 (*sets.values(), job_id),
             )
+            price = row["price_micros"]
             if charge == Charge.REFUNDED and row["charge"] == Charge.RESERVED:
-                await self._ledger(db, row, "refund", -row["seconds"], now, note=code)
+                await self._ledger(db, row, "refund", -row["seconds"], now, note=code,
+                                   money=None if price is None else -price)
             elif charge == Charge.COMMITTED and row["charge"] == Charge.RESERVED:
-                cost = job_cost(row["seconds"], row["price_per_second"])
+                cost = None if price is None else dollars(price)
                 await self._ledger(db, row, "commit", 0, now, cost=cost, note=code)
         return True
 
     async def move_to_provider(
-        self, job_id: str, provider: str, model: str, price_per_second: float | None,
-        tried: list[str],
+        self, job_id: str, provider: str, model: str, price_micros: int | None,
+        tried: list[str], *, audio: bool | None = None,
     ) -> bool:
         """A create the provider refused for certain (nothing was made): the job goes
         back to ``reserved`` on another provider's equivalent model, its slot given back.
-        Its seconds stay reserved; the cost estimate follows the new provider's price."""
+        Its seconds stay reserved; the price follows the new provider's."""
         now = time.time()
         async with self._tx() as db:
             row = await db.one("SELECT * FROM jobs WHERE id = ?" + db.for_update, (job_id,))
             if row is None or row["state"] not in (JobState.RESERVED, JobState.SUBMITTING):
                 return False
             context = {**_job(row).context, "providers_tried": tried}
+            context["options"] = {**(context.get("options") or {}), "audio": audio}
+            per_second = None if price_micros is None or not row["seconds"] else round(
+                price_micros / row["seconds"] / 1_000_000, 6)
             return await db.execute(
-                "UPDATE jobs SET provider = ?, model = ?, price_per_second = ?,"
+                "UPDATE jobs SET provider = ?, model = ?, price_micros = ?, price_per_second = ?,"
                 " state = 'reserved', slot = 0, task_hint = NULL, context = ?, updated_at = ?"
                 " WHERE id = ?",
-                (provider, model, price_per_second, json.dumps(context), now, job_id),
+                (provider, model, price_micros, per_second, json.dumps(context), now, job_id),
             ) == 1
 
     async def set_task_hint(self, job_id: str, task_id: str) -> bool:
@@ -274,15 +279,15 @@ def reserve_steps(
     row = yield steps.one(
         "INSERT INTO jobs (id, token_hash, guild_id, channel_id, user_id, provider, model,"
         " mode, prompt, duration, orientation, image_path, state, charge, seconds,"
-        " price_per_second, context, created_at, updated_at, owner, lease_until)"
+        " price_per_second, price_micros, context, created_at, updated_at, owner, lease_until)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', 'reserved',"
-        " ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        " ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         (job_id, token_hash, new.guild_id, new.channel_id, new.user_id,
          str(new.provider), str(new.model), str(new.mode), new.prompt, new.duration,
          str(new.orientation), new.image_path, new.seconds, new.price_per_second,
-         json.dumps(new.context), now, now, new.owner, new.lease_until),
+         new.price_micros, json.dumps(new.context), now, now, new.owner, new.lease_until),
     )
     assert row is not None
-    yield from ledger_steps(row, "reserve", new.seconds, now)
+    yield from ledger_steps(row, "reserve", new.seconds, now, money=new.price_micros)
     result: Row = row
     return result

@@ -6,11 +6,9 @@ import os
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from bot.quota import (
-    job_cost,
-)
+from bot.catalog.pricing import dollars, micros
 
 
 class JobState(StrEnum):
@@ -54,6 +52,9 @@ class NewJob(BaseModel):
     orientation: str
     image_path: str | None = None
     seconds: int = Field(ge=0)
+    # The job's list price in micro-dollars (None: unknown); given per second instead,
+    # it is that times the seconds.
+    price_micros: int | None = Field(default=None, ge=0)
     price_per_second: float | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     # The process that will run the job holds its lease from the start.
@@ -61,6 +62,14 @@ class NewJob(BaseModel):
     lease_until: float | None = None
 
     _path = field_validator("image_path", mode="before")(_path_str)
+
+    @model_validator(mode="after")
+    def _price(self) -> NewJob:
+        if self.price_micros is None and self.price_per_second is not None:
+            self.price_micros = micros(self.price_per_second * self.seconds)
+        if self.price_micros is not None and self.price_per_second is None and self.seconds:
+            self.price_per_second = round(self.price_micros / self.seconds / 1_000_000, 6)
+        return self
 
 
 class Job(BaseModel):
@@ -83,6 +92,7 @@ class Job(BaseModel):
     charge: Charge
     seconds: int
     price_per_second: float | None
+    price_micros: int | None = None  # the list price reserved with the seconds
     task_id: str | None
     task_hint: str | None
     video_url: str | None
@@ -106,7 +116,8 @@ class Job(BaseModel):
 
     @property
     def cost(self) -> float | None:
-        return job_cost(self.seconds, self.price_per_second)
+        """The list price in US dollars, None when unknown."""
+        return None if self.price_micros is None else dollars(self.price_micros)
 
 
 class LedgerRow(BaseModel):
@@ -119,3 +130,4 @@ class LedgerRow(BaseModel):
     cost: float | None
     created_at: float
     note: str | None
+    money_micros: int | None = None  # reserved (+) or refunded (-) with the seconds

@@ -88,7 +88,7 @@ class QuotaMixin(StoreBase):
                 "SELECT user_id, COUNT(*) AS jobs,"
                 " SUM(CASE WHEN charge IN ('reserved', 'committed') THEN seconds ELSE 0 END) AS s,"
                 " SUM(CASE WHEN charge IN ('reserved', 'committed')"
-                " THEN seconds * price_per_second END) AS cost,"
+                " THEN price_micros END) AS cost,"
                 " SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END) AS delivered,"
                 " SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed"
                 " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
@@ -96,19 +96,20 @@ class QuotaMixin(StoreBase):
                 (guild_id, *window),
             )
 
-        def cost(value: float | None, seconds: int) -> float | None:
+        def cost(value: int | None, seconds: int) -> float | None:
             if value is None:
                 return 0.0 if seconds == 0 else None
-            return round(value, 4)
+            return round(int(value) / 1_000_000, 6)
 
         members = [MemberUsage(user_id=r["user_id"], seconds=r["s"], cost=cost(r["cost"], r["s"]),
                                jobs=r["jobs"]) for r in rows if r["user_id"] is not None]
         members.sort(key=lambda m: (-m.seconds, -(m.cost or 0.0), -m.jobs, m.user_id))
         total_seconds = sum(int(r["s"]) for r in rows)
-        known = [float(r["cost"]) for r in rows if r["cost"] is not None]
+        known = [int(r["cost"]) for r in rows if r["cost"] is not None]
         return UsageReport(
             window_start=window[0], total_seconds=total_seconds,
-            total_cost=round(sum(known), 4) if known or total_seconds == 0 else None,
+            total_cost=round(sum(known) / 1_000_000, 6) if known or total_seconds == 0
+            else None,
             jobs=sum(int(r["jobs"]) for r in rows),
             delivered=sum(int(r["delivered"]) for r in rows),
             failed=sum(int(r["failed"]) for r in rows),

@@ -20,17 +20,19 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from bot.store import Store
+from bot.providers.errors import WebhookRejected, WebhookUnverifiable
+from bot.store import DatabaseUnavailable, Store
 
 log = logging.getLogger(__name__)
 
-CallbackHandler = Callable[[str, str, bytes], Awaitable[bool]]
+# (provider, job token, raw body, headers) -> whether the token names a job.
+CallbackHandler = Callable[[str, str, bytes, Mapping[str, str]], Awaitable[bool]]
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 MAX_CALLBACK_BYTES = 64 * 1024
@@ -323,7 +325,16 @@ class WebhookServer:
         except TimeoutError:
             return web.json_response({"error": "body too slow"}, status=408)
         try:
-            known = await self._on_callback(provider, token, body)
+            known = await self._on_callback(provider, token, body, request.headers)
+        except WebhookRejected as exc:  # unsigned, wrongly signed, stale or altered
+            log.warning("refused a webhook for provider %s: %s", provider, exc.reason)
+            return web.json_response({"error": exc.reason}, status=exc.status)
+        except WebhookUnverifiable:
+            log.warning("could not check a webhook for provider %s: no keys", provider)
+            return web.json_response({"error": "cannot verify now"}, status=503)
+        except DatabaseUnavailable as exc:  # the provider retries; the poll is the net
+            log.warning("callback for provider %s not taken: %s", provider, exc.reason)
+            return web.json_response({"error": "unavailable"}, status=503)
         except Exception:
             log.exception("callback handler failed for provider %s", provider)
             return web.json_response({"error": "internal error"}, status=500)

@@ -494,7 +494,7 @@ def test_cancel_replies_say_whether_and_why_seconds_came_back() -> None:
     delivered = Job(**(base | {"state": JobState.DELIVERED}))
     assert "had not been sent to the provider yet, so its 8 s were refunded" in cancel_text(
         queued, refunded, True)
-    assert "provider reports that it had failed, so its 8 s were refunded" in cancel_text(
+    assert "provider confirms it will not make it, so its 8 s were refunded" in cancel_text(
         submitted, refunded, True)
     assert "stopped waiting" in cancel_text(submitted, spent_job, False)
     assert "8 s were not refunded" in cancel_text(submitted, spent_job, False)

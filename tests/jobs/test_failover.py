@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import get_model, price_per_second
+from bot.catalog import get_model, request_price
 from tests.fakes.aivideoapi import FakeAivideoapi
 from tests.fakes.apixo import FakeApixo
 from tests.fakes.common import FakeProvider
@@ -93,7 +93,7 @@ async def test_a_job_moves_to_the_next_provider_selling_the_model(
         assert done.provider == fallback and done.model == model
         assert done.context["providers_tried"] == [primary]
         assert first.submits_accepted == 0 and len(second.tasks) == 1
-        assert done.price_per_second == price_per_second(get_model(fallback, model))
+        assert done.price_micros == request_price(get_model(fallback, model), done.seconds)
         assert await h.store.ledger_balance(job.id) == job.seconds  # charged once
         said = [u.message or "" for u in h.recorder.updates if u.job.id == job.id]
         assert any(f"trying {fallback}" in m for m in said)

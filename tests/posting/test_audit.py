@@ -17,7 +17,8 @@ def job(**changes: Any) -> Job:
         "provider": "apixo", "model": "sora-2", "mode": "text-to-video",
         "prompt": "a fox\nin the `snow` <@&5>", "duration": 8, "orientation": "landscape",
         "image_path": None, "state": JobState.RESERVED, "charge": Charge.RESERVED,
-        "seconds": 8, "price_per_second": 0.09, "task_id": None, "task_hint": None,
+        "seconds": 8, "price_per_second": 0.09, "price_micros": 720_000,
+        "task_id": None, "task_hint": None,
         "video_url": None, "video_path": None, "error_code": None, "error_message": None,
         "context": {}, "message_id": None, "created_at": 0.0, "updated_at": 0.0,
         "submitted_at": None, "finished_at": None,
@@ -70,7 +71,8 @@ def test_outcome_lines() -> None:
     assert outcome_line(JobUpdate(kept, Phase.CANCELLED, message="Cancelled by a moderator.")) \
         == ("🛑 cancelled `01234567` · <@3> · `sora-2` on apixo · 8 s · not refunded, est. $0.72 · "
             "Cancelled by a moderator.")
-    free = job(price_per_second=None, state=JobState.DELIVERED, charge=Charge.COMMITTED)
+    free = job(price_per_second=None, price_micros=None, state=JobState.DELIVERED,
+               charge=Charge.COMMITTED)
     assert "cost unknown" in (outcome_line(JobUpdate(free, Phase.DONE)) or "")
 
 

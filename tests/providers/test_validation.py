@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.catalog import MODELS, Orientation, Shape, get_model
+from bot.catalog import MODELS, Mode, Orientation, Shape, get_model
 from bot.providers.base import GenerationRequest, SourceImage
 from bot.providers.errors import InvalidRequest
 from bot.providers.validation import validate_request
@@ -17,11 +17,19 @@ def req(prompt: str = "a cat surfing", duration: int = 4, **kw: object) -> Gener
     return GenerationRequest(prompt=prompt, duration=duration, **kw)
 
 
-@pytest.mark.parametrize("spec", MODELS, ids=lambda s: s.key)
+@pytest.mark.parametrize("spec", [m for m in MODELS if Mode.TEXT in m.modes],
+                         ids=lambda s: s.key)
 def test_every_catalog_model_accepts_a_plain_request(spec: object) -> None:
     for duration in spec.durations:  # type: ignore[attr-defined]
         for orientation in spec.orientations:  # type: ignore[attr-defined]
             validate_request(spec, req(duration=duration, orientation=orientation))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spec", [m for m in MODELS if Mode.TEXT not in m.modes],
+                         ids=lambda s: s.key)
+def test_an_image_only_model_refuses_a_prompt_alone(spec: object) -> None:
+    with pytest.raises(InvalidRequest, match="cannot make videos from a prompt alone"):
+        validate_request(spec, req(duration=spec.durations[0]))  # type: ignore[arg-type, attr-defined]
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
