@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot
+from bot.catalog.pricing import micros
 from bot.media.chart import UsageChart, chart_days, day_bounds
 from bot.media.chart import draw as draw_chart
 from bot.store import QuotaSettings, Store
@@ -50,6 +51,10 @@ class Quota(commands.Cog):
         period="How often the quota renews",
         member_seconds="Most seconds one member may use per period (empty: no cap)",
         concurrent="Most videos in progress at once (empty: no limit)",
+        spend="Most US dollars per period at the providers' list prices, e.g. 20 or 2.50 "
+              "(0 removes the cap; empty: kept)",
+        member_spend="Most US dollars one member may spend per period (0 removes the cap; "
+                     "empty: kept)",
     )
     @moderator_only(subcommand=True)
     async def set_(
@@ -59,11 +64,16 @@ class Quota(commands.Cog):
         period: Period = "day",
         member_seconds: app_commands.Range[int, 0, 1_000_000] | None = None,
         concurrent: app_commands.Range[int, 1, 100] | None = None,
+        spend: app_commands.Range[float, 0, 1_000_000] | None = None,
+        member_spend: app_commands.Range[float, 0, 1_000_000] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
+        current, _ = await self._current(interaction.guild_id)
         quota = QuotaSettings(
-            seconds=seconds, period=period, member_seconds=member_seconds, concurrent=concurrent
+            seconds=seconds, period=period, member_seconds=member_seconds, concurrent=concurrent,
+            spend_micros=spend_cap(spend, current.spend_micros),
+            member_spend_micros=spend_cap(member_spend, current.member_spend_micros),
         )
         await self.bot.store.set_quota(interaction.guild_id, quota, interaction.user.id)
         usage = await self.bot.store.usage(interaction.guild_id, interaction.user.id, quota)
@@ -100,6 +110,14 @@ class Quota(commands.Cog):
             embed=usage_embed(report, chart), file=discord.File(io.BytesIO(png), CHART_FILE),
             ephemeral=True,
         )
+
+
+def spend_cap(asked: float | None, current: int | None) -> int | None:
+    """A spend cap in micro-dollars: as asked (0: no cap), or unchanged when not asked."""
+    if asked is None:
+        return current
+    amount = micros(asked)
+    return amount or None
 
 
 async def usage_picture(store: Store, guild_id: int, quota: QuotaSettings,

@@ -6,6 +6,8 @@ from datetime import date
 
 import discord
 
+from bot.catalog.pricing import micros
+from bot.catalog.pricing import money as money_of
 from bot.media.chart import UsageChart, member_series, viewer_series
 from bot.store import QuotaExceeded, QuotaSettings, Usage, UsageReport
 from bot.store.charts import DayUsage
@@ -15,6 +17,15 @@ CHART_FILE = "usage.png"
 
 def quota_refusal(exc: QuotaExceeded) -> str:
     when = f"<t:{int(exc.resets_at)}:R>"
+    if exc.reason == "price_unknown":
+        return ("This server caps its spending, and this model's price is not known here, "
+                "so it cannot be checked: nothing was charged. A server admin can set its "
+                "price in MODEL_PRICES (or pick another model).")
+    if exc.reason in ("spend", "member_spend"):
+        whose = "your" if exc.reason == "member_spend" else "this server's"
+        return (f"That would pass {whose} spend cap: {money_of(exc.remaining)} left of "
+                f"{money_of(exc.limit)} this period, and this video costs more. Nothing was "
+                f"charged. The cap renews {when}.")
     if exc.reason == "concurrent":
         return (
             f"This server already has {exc.limit} video(s) in progress, its limit. "
@@ -43,6 +54,18 @@ def quota_embed(quota: QuotaSettings, usage: Usage, *, is_default: bool) -> disc
         )
     else:
         embed.add_field(name="You", value=f"{usage.member_used} s used", inline=True)
+    if usage.guild_spend_limit is not None:
+        embed.add_field(name="Server spend", value=(
+            f"{money_of(usage.guild_spend_remaining)} left of "
+            f"{money_of(usage.guild_spend_limit)} ({money_of(usage.guild_spent)} used)"),
+            inline=True)
+    else:
+        embed.add_field(name="Server spend", value=f"{money_of(usage.guild_spent)} used, no cap",
+                        inline=True)
+    if usage.member_spend_limit is not None:
+        embed.add_field(name="Your spend", value=(
+            f"{money_of(usage.member_spend_remaining)} left of "
+            f"{money_of(usage.member_spend_limit)}"), inline=True)
     if quota.concurrent:
         embed.add_field(name="At once", value=f"{quota.concurrent} job(s)", inline=True)
     embed.add_field(name="Renews", value=f"<t:{int(usage.resets_at)}:R>", inline=True)
@@ -50,7 +73,8 @@ def quota_embed(quota: QuotaSettings, usage: Usage, *, is_default: bool) -> disc
 
 
 def money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.2f}"
+    """Dollars as the reports show them (unknown when no price is known)."""
+    return money_of(None if value is None else micros(value))
 
 
 def usage_embed(report: UsageReport, chart: UsageChart | None = None) -> discord.Embed:
@@ -65,6 +89,10 @@ def usage_embed(report: UsageReport, chart: UsageChart | None = None) -> discord
         for rank, m in enumerate(report.top, start=1)
     ]
     embed.add_field(name="Top members", value="\n".join(lines) or "nobody yet", inline=False)
+    models = [f"`{m.model}` on {m.provider} — {m.seconds} s in {m.jobs} job(s), {money(m.cost)}"
+              for m in report.models[:10]]
+    if models:
+        embed.add_field(name="By model", value="\n".join(models), inline=False)
     if chart is not None:
         embed.add_field(name="Seconds per day (picture)", value=chart_legend(chart),
                         inline=False)

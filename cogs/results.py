@@ -70,6 +70,7 @@ async def retry(
             orientation=None if keeps else orientation,
             model=job.model, mode=mode, end_frame=mode is Mode.IMAGE and bool(end_path),
             negative_prompt=extras.get("negative_prompt"), seed=extras.get("seed"),
+            audio=kept_audio(extras, bot.settings.provider, job.model),
         )
         check_can_post(interaction)
         async with admitted(interaction, options):
@@ -87,6 +88,16 @@ async def retry(
                 interaction, options, image=image, orientation=Orientation(orientation),
                 end_image=end,
             )
+
+
+def kept_audio(extras: dict[str, object], provider: str, model: str) -> bool | None:
+    """The original's sound choice, where the model (at PROVIDER) lets members choose."""
+    audio = extras.get("audio")
+    try:
+        takes = get_model(provider, model).takes_audio
+    except UnknownModel:
+        return None
+    return audio if isinstance(audio, bool) and takes else None
 
 
 def _keeps_shape(provider: str, model: str) -> bool:

@@ -55,6 +55,7 @@ class Video(commands.Cog):
         model="Which model to use",
         negative_prompt="What the video should avoid (models that take one)",
         seed="A seed, to make a result repeatable (models that take one)",
+        audio="Sound on or off (models whose provider lets you choose)",
     )
     @app_commands.guild_only()
     async def video(
@@ -66,11 +67,13 @@ class Video(commands.Cog):
         model: str | None = None,
         negative_prompt: str | None = None,
         seed: Seed | None = None,
+        audio: bool | None = None,
     ) -> None:
         async with audited(interaction, prompt=prompt, model=model, duration=duration):
             options = check_options(
                 self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
                 model=model, mode=Mode.TEXT, negative_prompt=negative_prompt, seed=seed,
+                audio=audio,
             )
             check_can_post(interaction)
             await defer(interaction)
@@ -87,6 +90,7 @@ class Video(commands.Cog):
         end_image="The last frame (models that take one)",
         negative_prompt="What the video should avoid (models that take one)",
         seed="A seed, to make a result repeatable (models that take one)",
+        audio="Sound on or off (models whose provider lets you choose)",
     )
     @app_commands.guild_only()
     async def animate(
@@ -100,12 +104,13 @@ class Video(commands.Cog):
         end_image: discord.Attachment | None = None,
         negative_prompt: str | None = None,
         seed: Seed | None = None,
+        audio: bool | None = None,
     ) -> None:
         async with audited(interaction, prompt=prompt, model=model, duration=duration):
             options = check_options(
                 self.bot.settings, prompt=prompt, duration=duration, orientation=orientation,
                 model=model, mode=Mode.IMAGE, end_frame=end_image is not None,
-                negative_prompt=negative_prompt, seed=seed,
+                negative_prompt=negative_prompt, seed=seed, audio=audio,
             )
             check_attachment(image.size)
             if end_image is not None:

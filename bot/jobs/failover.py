@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from bot.catalog import ModelSpec, Shape, equivalent, request_price
+from bot.catalog import ModelSpec, Shape, equivalent, money, request_price
 from bot.config import Settings
 from bot.jobs import files as jobfiles
 from bot.providers.errors import (
@@ -30,7 +30,7 @@ from bot.providers.errors import (
     SubmitUncertain,
 )
 from bot.providers.validation import validate_request
-from bot.store import Job
+from bot.store import Job, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +126,13 @@ def job_price(job: Job, spec: ModelSpec, audio: bool | None,
         shape = Shape.FRAMES if job.context.get("end_image_path") else Shape.IMAGE
     return request_price(spec, spec.length_for(job.duration), overrides, shape=shape,
                          audio=bool(audio))
+
+
+def over_spend(spec: ModelSpec, exc: QuotaExceeded) -> str:
+    """Why a move to ``spec`` does not fit the guild's spend cap (for the member)."""
+    if exc.reason == "price_unknown":
+        return (f"{spec.provider} publishes no price for `{spec.id}` while this server caps "
+                "its spending (an admin can set MODEL_PRICES).")
+    who = "your" if exc.reason == "member_spend" else "this server's"
+    return (f"`{spec.id}` costs more at {spec.provider} than {who} spend cap allows "
+            f"({money(exc.remaining)} left); nothing was made.")

@@ -10,11 +10,18 @@ import time
 from bot.catalog import ModelSpec
 from bot.jobs import files as jobfiles
 from bot.jobs.core import JobCore
-from bot.jobs.failover import job_price, moved_audio, moves_on, reason, unsuitable
+from bot.jobs.failover import (
+    job_price,
+    moved_audio,
+    moves_on,
+    over_spend,
+    reason,
+    unsuitable,
+)
 from bot.jobs.types import JobUpdate, Phase
 from bot.providers.base import TaskStatus, VideoProvider
 from bot.providers.errors import ProviderError, RateLimited, SubmitUncertain, TaskNotFound
-from bot.store import Job
+from bot.store import Job, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +100,10 @@ class SubmitSteps(JobCore):
         other = self._failover.next_for(spec, tried)
         if other is None or await unsuitable(job, other) is not None:
             return None
-        return await self._move(job, other, tried, f"{job.provider} is cooling down")
+        try:
+            return await self._move(job, other, tried, f"{job.provider} is cooling down")
+        except QuotaExceeded:  # dearer there than the spend cap allows: try this one
+            return None
 
     async def _move_on(
         self, job: Job, spec: ModelSpec, exc: ProviderError
@@ -112,15 +122,23 @@ class SubmitSteps(JobCore):
                              f"{why}, and {other.provider} cannot take the job as asked: "
                              f"{problem}")
             return None
-        return await self._move(job, other, tried, why)
+        try:
+            return await self._move(job, other, tried, why)
+        except QuotaExceeded as exc:  # its price there does not fit the spend cap
+            await self._fail(job, "failover_over_spend",
+                             f"{why}, and {over_spend(other, exc)}")
+            return None
 
     async def _move(
         self, job: Job, other: ModelSpec, tried: list[str], why: str
     ) -> tuple[Job, ModelSpec, VideoProvider] | None:
+        """Move the job to ``other`` at its price there (raises QuotaExceeded when that
+        does not fit the guild's spend cap)."""
         audio = moved_audio(job, other, self._settings.audio_default)
         price = job_price(job, other, audio, self._settings.model_prices)
         if not await self._store.move_to_provider(
-                job.id, other.provider, other.id, price, tried, audio=audio):
+                job.id, other.provider, other.id, price, tried, audio=audio,
+                default_seconds=self._settings.default_quota_seconds):
             return None
         await self._slot_freed(job)
         log.info("job %s moves from %s to %s: %s", job.id, job.provider, other.provider, why)

@@ -15,6 +15,8 @@ import logging
 
 import discord
 
+from bot.catalog.pricing import micros
+from bot.catalog.pricing import money as money_of
 from bot.jobs.types import JobUpdate, Phase
 from bot.store import DatabaseUnavailable, Job, Store
 
@@ -40,7 +42,7 @@ def excerpt(prompt: str, *, hidden: bool = False) -> str:
 
 
 def money(value: float | None) -> str:
-    return "cost unknown" if value is None else f"est. ${value:,.2f}"
+    return "cost unknown" if value is None else f"est. {money_of(micros(value))}"
 
 
 def _parts(*parts: str | None) -> str:

@@ -8,7 +8,7 @@ import time
 
 import discord
 
-from bot.catalog import ModelSpec, get_model
+from bot.catalog import ModelSpec, get_model, money
 from bot.jobs.types import JobUpdate, Phase
 from bot.media.video import VideoInfo
 from bot.store import Job
@@ -68,10 +68,24 @@ def phase_line(update: JobUpdate) -> str:
     return f"❌ {update.message or 'The video could not be made.'}{refund}"
 
 
+def sound_words(job: Job) -> str | None:
+    """'with sound' / 'no sound' where the member chose; None where the model decides."""
+    audio = (job.context.get("options") or {}).get("audio")
+    if not isinstance(audio, bool):
+        return None
+    return "with sound" if audio else "no sound"
+
+
+def cost_words(job: Job) -> str:
+    return f"est. {money(job.price_micros)}" if job.price_micros is not None else \
+        "cost unknown"
+
+
 def options_line(job: Job) -> str:
     mode = "image → video" if job.mode == "image-to-video" else "text → video"
-    return (f"`{job.model}` on {job.provider} · {job.duration} s · {job.orientation} · "
-            f"{mode}")
+    parts = [f"`{job.model}` on {job.provider}", f"{job.duration} s", job.orientation, mode,
+             sound_words(job), cost_words(job)]
+    return " · ".join(p for p in parts if p)
 
 
 def status_embed(update: JobUpdate, *, now: float | None = None) -> discord.Embed:
@@ -105,6 +119,11 @@ def result_embed(job: Job, info: VideoInfo) -> discord.Embed:
     embed.add_field(name="Model", value=f"`{job.model}` on {job.provider}", inline=True)
     embed.add_field(name="Length", value=f"{info.duration_s:.0f} s", inline=True)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+    if job.provider != "sandbox":
+        embed.add_field(name="Cost", value=cost_words(job), inline=True)
+    sound = sound_words(job)
+    if sound is not None:
+        embed.add_field(name="Sound", value=sound, inline=True)
     if job.provider == "sandbox":
         embed.add_field(
             name="Sandbox", value="A local test card, not made by AI. It cost nothing.",

@@ -63,7 +63,9 @@ def _quota(row: Row | None, default_seconds: int) -> QuotaSettings:
     if row is None:
         return QuotaSettings(seconds=default_seconds, period="day")
     return QuotaSettings(seconds=row["seconds"], period=row["period"],
-                         member_seconds=row["member_seconds"], concurrent=row["concurrent"])
+                         member_seconds=row["member_seconds"], concurrent=row["concurrent"],
+                         spend_micros=row["spend_micros"],
+                         member_spend_micros=row["member_spend_micros"])
 
 
 class StoreBase:
@@ -160,16 +162,8 @@ class StoreBase:
     @staticmethod
     async def _used(
         tx: Tx, guild_id: int, window: tuple[float, float], user_id: int | None = None,
-    ) -> int:
-        sql = (
-            "SELECT COALESCE(SUM(seconds), 0) FROM jobs WHERE guild_id = ? AND created_at >= ?"
-            " AND created_at < ? AND charge IN ('reserved', 'committed')"
-        )
-        args: list[Any] = [guild_id, *window]
-        if user_id is not None:
-            sql += " AND user_id = ?"
-            args.append(user_id)
-        return int(await tx.scalar(sql, args))
+    ) -> Used:
+        return await steps.run(tx, used_steps(guild_id, window, user_id))
 
     @staticmethod
     async def _in_progress(tx: Tx, guild_id: int) -> int:
@@ -205,19 +199,33 @@ def window_steps(guild_id: int, quota: QuotaSettings, now: float) -> Steps[tuple
     return usage_window(quota.period, now, reset_at)
 
 
+class Used(NamedTuple):
+    """What a guild (and one member) used this window: seconds and micro-dollars."""
+
+    seconds: int
+    member_seconds: int | None  # None when no member was asked about
+    spent: int
+    member_spent: int | None
+
+
 def used_steps(
     guild_id: int, window: tuple[float, float], user_id: int | None,
-) -> Steps[tuple[int, int | None]]:
-    """(the guild's seconds used, the member's or None when ``user_id`` is None)."""
+) -> Steps[Used]:
+    """The guild's seconds and spend used (reserved or kept), and the member's when
+    ``user_id`` is given."""
     row = yield steps.one(
         "SELECT COALESCE(SUM(seconds), 0) AS guild,"
-        " COALESCE(SUM(CASE WHEN user_id = ? THEN seconds ELSE 0 END), 0) AS member"
+        " COALESCE(SUM(CASE WHEN user_id = ? THEN seconds ELSE 0 END), 0) AS member,"
+        " COALESCE(SUM(price_micros), 0) AS spent,"
+        " COALESCE(SUM(CASE WHEN user_id = ? THEN price_micros ELSE 0 END), 0) AS mspent"
         " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
         " AND charge IN ('reserved', 'committed')",
-        (user_id, guild_id, *window),
+        (user_id, user_id, guild_id, *window),
     )
     assert row is not None
-    return int(row["guild"]), None if user_id is None else int(row["member"])
+    mine = user_id is not None
+    return Used(int(row["guild"]), int(row["member"]) if mine else None, int(row["spent"]),
+                int(row["mspent"]) if mine else None)
 
 
 def in_progress_steps(guild_id: int) -> Steps[int]:

@@ -15,9 +15,10 @@ from bot.catalog.pricing import dollars
 from bot.quota import (
     QuotaSettings,
     check_reservation,
+    check_spend,
 )
 from bot.store import steps
-from bot.store.backend import LockSpace, Row
+from bot.store.backend import LockSpace, Row, Tx
 from bot.store.base import (
     GuildQuota,
     StoreBase,
@@ -178,26 +179,56 @@ class JobsMixin(StoreBase):
 
     async def move_to_provider(
         self, job_id: str, provider: str, model: str, price_micros: int | None,
-        tried: list[str], *, audio: bool | None = None,
+        tried: list[str], *, audio: bool | None = None, default_seconds: int | None = None,
     ) -> bool:
         """A create the provider refused for certain (nothing was made): the job goes
         back to ``reserved`` on another provider's equivalent model, its slot given back.
-        Its seconds stay reserved; the price follows the new provider's."""
+        Its seconds stay reserved; its price becomes the new provider's, which must fit
+        the guild's spend caps (raises QuotaExceeded, changing nothing, when it does not;
+        ``default_seconds`` is the quota a guild without one has)."""
         now = time.time()
         async with self._tx() as db:
+            first = await db.one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
+            if first is not None and first["guild_id"] is not None:
+                await db.lock(LockSpace.QUOTA, first["guild_id"])  # as reservations do
             row = await db.one("SELECT * FROM jobs WHERE id = ?" + db.for_update, (job_id,))
             if row is None or row["state"] not in (JobState.RESERVED, JobState.SUBMITTING):
                 return False
+            if row["guild_id"] is not None and default_seconds is not None:
+                await self._check_new_price(db, row, price_micros, default_seconds)
             context = {**_job(row).context, "providers_tried": tried}
             context["options"] = {**(context.get("options") or {}), "audio": audio}
             per_second = None if price_micros is None or not row["seconds"] else round(
                 price_micros / row["seconds"] / 1_000_000, 6)
-            return await db.execute(
+            moved = await db.execute(
                 "UPDATE jobs SET provider = ?, model = ?, price_micros = ?, price_per_second = ?,"
                 " state = 'reserved', slot = 0, task_hint = NULL, context = ?, updated_at = ?"
                 " WHERE id = ?",
                 (provider, model, price_micros, per_second, json.dumps(context), now, job_id),
             ) == 1
+            if moved and price_micros != row["price_micros"]:
+                change = (price_micros or 0) - (row["price_micros"] or 0)
+                await self._ledger(db, row, "reserve", 0, now, note=f"moved to {provider}",
+                                   money=change)
+            return moved
+
+    async def _check_new_price(self, db: Tx, row: Row, price: int | None,
+                               default_seconds: int) -> None:
+        """Raise QuotaExceeded unless the job, re-priced, fits the spend caps of the
+        window it was asked in (its own old price no longer counts)."""
+        quota = await self._quota_in(db, row["guild_id"], default_seconds)
+        if not quota.caps_spend:
+            return
+        window = await self._window(db, row["guild_id"], quota, row["created_at"])
+        used = await self._used(db, row["guild_id"], window, row["user_id"])
+        old = row["price_micros"] or 0
+        refusal = check_spend(
+            quota, price, guild_spent=used.spent - old,
+            member_spent=None if used.member_spent is None else used.member_spent - old,
+            resets_at=window[1],
+        )
+        if refusal is not None:
+            raise refusal
 
     async def set_task_hint(self, job_id: str, task_id: str) -> bool:
         return await self._set(job_id, {"task_hint": task_id})
@@ -265,14 +296,15 @@ def reserve_steps(
         if isinstance(quota, GuildQuota):
             quota = yield from quota_steps(new.guild_id, quota.default_seconds)
         window = yield from window_steps(new.guild_id, quota, now)
-        member = new.user_id if quota.member_seconds is not None else None
-        guild_used, member_used = yield from used_steps(new.guild_id, window, member)
+        capped = quota.member_seconds is not None or quota.member_spend_micros is not None
+        used = yield from used_steps(new.guild_id, window, new.user_id if capped else None)
         in_progress = 0
         if quota.concurrent is not None:
             in_progress = yield from in_progress_steps(new.guild_id)
         refusal = check_reservation(
-            quota, new.seconds, guild_used=guild_used, member_used=member_used,
-            in_progress=in_progress, resets_at=window[1],
+            quota, new.seconds, guild_used=used.seconds, member_used=used.member_seconds,
+            in_progress=in_progress, resets_at=window[1], price=new.price_micros,
+            guild_spent=used.spent, member_spent=used.member_spent,
         )
         if refusal is not None:
             raise refusal

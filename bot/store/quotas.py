@@ -6,6 +6,7 @@ import logging
 
 from bot.quota import (
     MemberUsage,
+    ModelUsage,
     QuotaSettings,
     Usage,
     UsageReport,
@@ -37,12 +38,15 @@ class QuotaMixin(StoreBase):
         async with self._tx() as db:
             await db.execute(
                 "INSERT INTO guild_quota (guild_id, seconds, period, member_seconds, concurrent,"
-                " updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO"
+                " spend_micros, member_spend_micros, updated_at, updated_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO"
                 " UPDATE SET seconds = excluded.seconds, period = excluded.period, member_seconds"
-                " = excluded.member_seconds, concurrent = excluded.concurrent, updated_at ="
-                " excluded.updated_at, updated_by = excluded.updated_by",
+                " = excluded.member_seconds, concurrent = excluded.concurrent, spend_micros ="
+                " excluded.spend_micros, member_spend_micros = excluded.member_spend_micros,"
+                " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
                 (guild_id, settings.seconds, settings.period, settings.member_seconds,
-                 settings.concurrent, _now(now), by_user),
+                 settings.concurrent, settings.spend_micros, settings.member_spend_micros,
+                 _now(now), by_user),
             )
 
     async def reset_usage(
@@ -65,17 +69,20 @@ class QuotaMixin(StoreBase):
         now = _now(now)
         async with self._tx(write=False) as db:
             window = await self._window(db, guild_id, quota, now)
-            used = await self._used(db, guild_id, window)
-            member = None if user_id is None else await self._used(db, guild_id, window, user_id)
+            used = await self._used(db, guild_id, window, user_id)
             running = await self._in_progress(db, guild_id)
+        member = used.member_seconds
         cap = quota.member_seconds if member is not None else None
         return Usage(
             period=quota.period, window_start=window[0], resets_at=window[1],
-            guild_used=used, guild_limit=quota.seconds,
-            guild_remaining=remaining(quota.seconds, used),
+            guild_used=used.seconds, guild_limit=quota.seconds,
+            guild_remaining=remaining(quota.seconds, used.seconds),
             member_used=member, member_limit=cap,
             member_remaining=None if cap is None or member is None else remaining(cap, member),
             in_progress=running,
+            guild_spent=used.spent, guild_spend_limit=quota.spend_micros,
+            member_spent=used.member_spent,
+            member_spend_limit=quota.member_spend_micros if user_id is not None else None,
         )
 
     async def usage_report(
@@ -93,6 +100,15 @@ class QuotaMixin(StoreBase):
                 " SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed"
                 " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
                 " GROUP BY user_id",
+                (guild_id, *window),
+            )
+            by_model = await db.rows(
+                "SELECT provider, model, COUNT(*) AS jobs,"
+                " SUM(CASE WHEN charge IN ('reserved', 'committed') THEN seconds ELSE 0 END) AS s,"
+                " SUM(CASE WHEN charge IN ('reserved', 'committed')"
+                " THEN price_micros END) AS cost"
+                " FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?"
+                " GROUP BY provider, model",
                 (guild_id, *window),
             )
 
@@ -114,6 +130,10 @@ class QuotaMixin(StoreBase):
             delivered=sum(int(r["delivered"]) for r in rows),
             failed=sum(int(r["failed"]) for r in rows),
             top=members[:top_n],
+            models=sorted(
+                (ModelUsage(provider=r["provider"], model=r["model"], seconds=r["s"],
+                            cost=cost(r["cost"], r["s"]), jobs=r["jobs"]) for r in by_model),
+                key=lambda m: (-(m.cost or 0.0), -m.seconds, m.model)),
         )
 
     # -- ledger, meta, health --

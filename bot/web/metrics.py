@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from aiohttp import web
 
+from bot.catalog.pricing import dollars
 from bot.config import ProviderName
 from bot.jobs.types import JobUpdate, Phase
-from bot.providers.base import GenerationRequest, TaskStatus, VideoProvider
+from bot.providers.base import (
+    CancelOutcome,
+    GenerationRequest,
+    TaskStatus,
+    VideoProvider,
+    WebhookNews,
+)
 from bot.providers.download import DownloadError, DownloadTooLarge
 from bot.providers.errors import ProviderError
 from bot.store.models import UNFINISHED, Charge
@@ -113,6 +121,9 @@ class PrometheusMetrics(Metrics):
         self.quota = prom.Counter(
             f"{PREFIX}_quota_seconds", "Quota seconds charged (video delivered) and refunded",
             ["outcome"], registry=r)
+        self.spend = prom.Counter(
+            f"{PREFIX}_spend_dollars", "US dollars at list price charged (video delivered) "
+            "and refunded, by provider", ["outcome", "provider"], registry=r)
         self.provider_errors = prom.Counter(
             f"{PREFIX}_provider_errors", "Provider calls that raised, by provider, call and kind",
             ["provider", "op", "kind"], registry=r)
@@ -183,8 +194,16 @@ class PrometheusMetrics(Metrics):
                 self.delivery.labels(provider=provider).observe(max(0.0, finished - result_at))
             if job.charge is Charge.COMMITTED:
                 self.quota.labels(outcome="charged").inc(job.seconds)
+                self._spend("charged", provider, job.price_micros)
         elif job.charge is Charge.REFUNDED:
             self.quota.labels(outcome="refunded").inc(job.seconds)
+            self._spend("refunded", provider, job.price_micros)
+        elif job.charge is Charge.COMMITTED:  # cancelled at the provider, made anyway
+            self._spend("charged", provider, job.price_micros)
+
+    def _spend(self, outcome: str, provider: str, price: int | None) -> None:
+        if price:
+            self.spend.labels(outcome=outcome, provider=provider).inc(dollars(price))
 
     def acknowledged(self, created_at: datetime, kind: str) -> None:
         latency = max(0.0, time.time() - created_at.timestamp())
@@ -215,6 +234,7 @@ class ObservedProvider(VideoProvider):
     def __init__(self, inner: VideoProvider, metrics: Metrics) -> None:
         self.inner = inner
         self.name = inner.name
+        self.signed_webhooks = inner.signed_webhooks
         self._metrics = metrics
 
     def _count(self, op: str, error: ProviderError) -> None:
@@ -238,6 +258,33 @@ class ObservedProvider(VideoProvider):
 
     def parse_callback(self, body: bytes) -> str | None:
         return self.inner.parse_callback(body)
+
+    async def read_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookNews:
+        return await self.inner.read_webhook(headers, body)
+
+    def task_key(self, task_id: str) -> str:
+        return self.inner.task_key(task_id)
+
+    async def cancel(self, spec: ModelSpec, task_id: str) -> CancelOutcome:
+        try:
+            return await self.inner.cancel(spec, task_id)
+        except ProviderError as exc:
+            self._count("cancel", exc)
+            raise
+
+    async def fetch_result(
+        self, session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int, *,
+        keep_in_memory: int,
+    ) -> bytes | None:
+        try:
+            return await self.inner.fetch_result(session, url, dest, max_bytes,
+                                                 keep_in_memory=keep_in_memory)
+        except DownloadTooLarge:
+            self._metrics.provider_error(self.name, "download", "too_large")
+            raise
+        except DownloadError:
+            self._metrics.provider_error(self.name, "download", "download_failed")
+            raise
 
     async def check_key(self) -> None:
         try:
