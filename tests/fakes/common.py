@@ -201,6 +201,12 @@ class FakeProvider:
     def on_task_finished(self, task: FakeTask) -> None:
         """Called once when a task reaches its outcome (before callbacks)."""
 
+    def webhook_request(self, task: FakeTask, payload: dict[str, Any],
+                        event: str) -> tuple[bytes, dict[str, str]]:
+        """The raw body and headers of one callback (``event`` names it, the same across
+        its retries); providers that sign their webhooks add the signature here."""
+        return json.dumps(payload).encode(), {"Content-Type": "application/json"}
+
     # ----- lifecycle -------------------------------------------------------------------
     async def start(self) -> Self:
         self._session = aiohttp.ClientSession()
@@ -379,7 +385,9 @@ class FakeProvider:
                 return
             try:
                 timeout = aiohttp.ClientTimeout(total=self.callback_timeout_s)
-                async with self._session.post(url, json=payload, timeout=timeout) as resp:
+                body, headers = self.webhook_request(task, payload, f"{kind}-{copy}")
+                async with self._session.post(url, data=body, headers=headers,
+                                              timeout=timeout) as resp:
                     rec.status = resp.status
                     await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
