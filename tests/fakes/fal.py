@@ -26,8 +26,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .common import OTHER, STATUS, SUBMIT, FakeProvider, FakeTask, ImageInfo, ImageProblem
-from .common import RecordedRequest, small_dims
+from .common import (
+    OTHER,
+    STATUS,
+    SUBMIT,
+    FakeProvider,
+    FakeTask,
+    ImageInfo,
+    ImageProblem,
+    RecordedRequest,
+    small_dims,
+)
 from .schemas import FAL_ENDPOINTS, check
 from .signed import Ed25519Signer
 

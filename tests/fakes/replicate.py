@@ -25,8 +25,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .common import OTHER, STATUS, SUBMIT, FakeProvider, FakeTask, ImageInfo, ImageProblem
-from .common import RecordedRequest, small_dims
+from .common import (
+    OTHER,
+    STATUS,
+    SUBMIT,
+    FakeProvider,
+    FakeTask,
+    ImageInfo,
+    ImageProblem,
+    RecordedRequest,
+    small_dims,
+)
 from .schemas import REPLICATE_MODELS, check, replicate_rules
 from .signed import StandardSigner
 
