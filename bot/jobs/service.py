@@ -281,7 +281,8 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         adapter = self._providers(provider)
         if adapter.signed_webhooks:
             news = await adapter.read_webhook(headers or {}, body)
-            await self._take_news(job, adapter, news)
+            if not await self._take_news(job, adapter, news):
+                return True  # a verified event with nothing new (Replicate's "start")
         else:
             hint = adapter.parse_callback(body)
             if hint and job.state in (JobState.RESERVED, JobState.SUBMITTING) \
@@ -291,17 +292,22 @@ class JobService(SubmitSteps, ResultSteps, DeliverySteps):
         await self._wake_job(job.id)
         return True
 
-    async def _take_news(self, job: Job, adapter: VideoProvider, news: WebhookNews) -> None:
+    async def _take_news(self, job: Job, adapter: VideoProvider, news: WebhookNews) -> bool:
         """What a verified webhook says, kept for the job wherever it runs: the task it
-        names (before the create answered, it settles the submit) and its final status."""
+        names (before the create answered, it settles the submit) and its final status.
+        Whether there was anything new to wake the job for."""
         known = job.task_id or job.task_hint
         if known is not None and adapter.task_key(known) != news.task_id:
             raise WebhookRejected("the webhook is about another task", status=400)
+        news_for_job = False
         if job.state in (JobState.RESERVED, JobState.SUBMITTING) and not job.task_hint:
             await self._store.set_task_hint(job.id, news.task_id)
+            news_for_job = True
         if news.status is not None and news.status.state.finished and not job.terminal:
             await self._store.update_context(job.id,
                                              {PUSHED: news.status.model_dump(mode="json")})
+            news_for_job = True
+        return news_for_job
 
     def _spawn(self, job_id: str) -> None:
         running = self._tasks.get(job_id)

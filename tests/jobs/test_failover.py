@@ -17,7 +17,9 @@ from bot.catalog import get_model, request_price
 from tests.fakes.aivideoapi import FakeAivideoapi
 from tests.fakes.apixo import FakeApixo
 from tests.fakes.common import FakeProvider
+from tests.fakes.fal import FakeFal
 from tests.fakes.pixazo import FakePixazo
+from tests.fakes.replicate import FakeReplicate
 from tests.jobs.support import Harness, harness
 
 FAKES: dict[str, type[FakeProvider]] = {
@@ -138,4 +140,75 @@ async def test_without_an_equivalent_model_the_job_fails_with_a_refund(
         job = await h.request(model="veo-3-1-fast", duration=8)
         done = await h.wait_state(job.id, "failed", "delivered")
         assert done.state.value == "failed" and done.error_code == "insufficient_balance"
+        assert creates(second) == 0 and await h.store.ledger_balance(job.id) == 0
+
+
+# -- live models across the resellers that sell them --------------------------------------
+
+LIVE_CHAINS = [("apixo", "fal", "veo-3-1-fast", 8), ("fal", "replicate", "veo-3-1-fast", 8),
+               ("apixo", "fal", "kling-2-5-turbo-pro", 5), ("fal", "replicate", "hailuo-2-3", 6)]
+
+
+def reseller_settings(name: str, fake: FakeProvider) -> dict[str, Any]:
+    values: dict[str, Any] = {f"{name}_api_key": fake.api_key, f"{name}_base_url": base(fake)}
+    if isinstance(fake, FakeFal):
+        values["fal_jwks_url"] = fake.jwks_url
+    return values
+
+
+@contextlib.asynccontextmanager
+async def live_chain(tmp_path: Path, primary: str, fallback: str, model: str, **settings: Any
+                     ) -> AsyncIterator[tuple[Harness, FakeProvider, FakeProvider]]:
+    fakes: dict[str, type[FakeProvider]] = {**FAKES, "fal": FakeFal, "replicate": FakeReplicate}
+    async with fakes[primary](queue_s=0.05, task_s=0.2) as first, \
+            fakes[fallback](queue_s=0.05, task_s=0.2) as second:
+        extra = {**reseller_settings(primary, first), **reseller_settings(fallback, second),
+                 "fallback_providers": [fallback], **settings}
+        async with harness(tmp_path, provider=primary, model=model, base_url=base(first),
+                           api_key=first.api_key, **extra) as h:
+            yield h, first, second
+
+
+@pytest.mark.parametrize(("primary", "fallback", "model", "seconds"), LIVE_CHAINS,
+                         ids=[f"{p}-to-{f}-{m}" for p, f, m, _ in LIVE_CHAINS])
+async def test_a_live_model_moves_to_the_next_reseller_that_sells_it(
+    tmp_path: Path, primary: str, fallback: str, model: str, seconds: int
+) -> None:
+    prices = {"replicate/veo-3-1-fast": 0.12, "replicate/hailuo-2-3": 0.05}
+    async with live_chain(tmp_path, primary, fallback, model,
+                          model_prices=prices) as (h, first, second):
+        first.balance_exhausted = True
+        job = await h.request(model=model, duration=seconds)
+        done = await h.wait_state(job.id, "delivered", "failed", within=60)
+        assert done.state.value == "delivered", done.error_message
+        assert (done.provider, done.model) == (fallback, model)
+        assert first.submits_accepted == 0 and second.submits_accepted == 1
+        spec = get_model(fallback, model)
+        audio = done.context["options"].get("audio")
+        assert done.price_micros == request_price(spec, seconds, prices, audio=bool(audio))
+        assert await h.store.ledger_balance(job.id) == job.seconds
+
+
+async def test_a_length_the_next_reseller_does_not_make_fails_with_a_refund(
+    tmp_path: Path
+) -> None:
+    """fal makes 4-second Veo videos; APIXO only 8: the job is not silently lengthened."""
+    async with live_chain(tmp_path, "fal", "apixo", "veo-3-1-fast") as (h, first, second):
+        first.balance_exhausted = True
+        job = await h.request(model="veo-3-1-fast", duration=4)
+        done = await h.wait_state(job.id, "failed", "delivered", within=30)
+        assert done.state.value == "failed" and done.error_code == "failover_unsuitable"
+        assert "apixo cannot take the job as asked" in (done.error_message or "")
+        assert "8-second" in (done.error_message or "")
+        assert creates(second) == 0 and await h.store.ledger_balance(job.id) == 0
+
+
+async def test_no_move_after_a_content_refusal_at_fal(tmp_path: Path) -> None:
+    async with live_chain(tmp_path, "fal", "replicate", "veo-3-1-fast",
+                          model_prices={"replicate/veo-3-1-fast": 0.1}) as (h, first, second):
+        job = await h.request(model="veo-3-1-fast", duration=8,
+                              prompt=f"a {first.content_policy_word} scene")  # type: ignore[attr-defined]
+        done = await h.wait_state(job.id, "failed", "delivered", within=30)
+        assert done.state.value == "failed" and done.provider == "fal"
+        assert done.error_code == "content_policy_violation"
         assert creates(second) == 0 and await h.store.ledger_balance(job.id) == 0
