@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bot.config import SettingsError, load_settings, url_password
+from bot.config import PAID_PROVIDERS, SettingsError, load_settings, url_password
 from bot.logs import setup_logging
 
 
@@ -19,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="make one video without Discord")
     gen.add_argument("--prompt", required=True, help="what the video should show")
     gen.add_argument("--image", type=Path, help="a JPEG, PNG or WebP to animate")
-    gen.add_argument("--provider", help="apixo, aivideoapi, pixazo or sandbox")
+    gen.add_argument("--provider",
+                     help="apixo, fal, replicate, aivideoapi, pixazo or sandbox")
     gen.add_argument("--end-image", type=Path,
                      help="an end frame, for models that take one (with --image)")
     gen.add_argument("--model", help="a model id from the catalog, e.g. veo-3-1-fast")
@@ -27,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--orientation", help="landscape or portrait")
     gen.add_argument("--negative-prompt", help="what to avoid, for models that take one")
     gen.add_argument("--seed", type=int, help="a seed, for models that take one")
+    gen.add_argument("--audio", choices=("on", "off"),
+                     help="sound on or off, for models whose provider lets you choose "
+                          "(default: AUDIO_DEFAULT)")
     gen.add_argument("--out", type=Path, required=True, help="where to write the MP4")
     sub.add_parser("check", help="check the settings and each configured provider key")
     copy = sub.add_parser("copy-db", help="copy the SQLite database into empty PostgreSQL")
@@ -48,9 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    secrets = [
-        s for s in (settings.api_key(p) for p in ("apixo", "aivideoapi", "pixazo")) if s
-    ]
+    secrets = [s for s in (settings.api_key(p) for p in PAID_PROVIDERS) if s]
     if settings.discord_token is not None:
         secrets.append(settings.discord_token.get_secret_value())
     for url in (settings.database_url, getattr(args, "to", None)):  # database passwords
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 end_image=args.end_image,
                 negative_prompt=args.negative_prompt,
                 seed=args.seed,
+                audio=None if args.audio is None else args.audio == "on",
             ),
             settings,
         )

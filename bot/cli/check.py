@@ -12,7 +12,7 @@ import aiohttp
 from bot.catalog import PROVIDERS, retired_notice
 from bot.config import Settings, SettingsError, load_settings
 from bot.providers import make_provider
-from bot.providers.errors import AuthenticationFailed, ProviderError
+from bot.providers.errors import AuthenticationFailed, InsufficientBalance, ProviderError
 
 Report = Callable[[str, str], None]
 
@@ -42,6 +42,8 @@ async def _check_provider(
         await provider.check_key()
     except AuthenticationFailed:
         return False, f"{name.upper()}_API_KEY was rejected"
+    except InsufficientBalance:
+        return False, f"{name.upper()}_API_KEY works, but the account is out of credit"
     except SettingsError as exc:
         return False, "; ".join(exc.problems)
     except ProviderError as exc:

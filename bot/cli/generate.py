@@ -56,6 +56,7 @@ class GenerateArgs:
     end_image: Path | None = None
     negative_prompt: str | None = None
     seed: int | None = None
+    audio: bool | None = None  # None: AUDIO_DEFAULT where the model lets you choose
 
 
 def pick_model(args: GenerateArgs, settings: Settings) -> ModelSpec:
@@ -75,7 +76,8 @@ def pick_model(args: GenerateArgs, settings: Settings) -> ModelSpec:
         raise BadInput(str(exc)) from None
 
 
-def build_request(args: GenerateArgs, spec: ModelSpec) -> GenerationRequest:
+def build_request(args: GenerateArgs, spec: ModelSpec, audio_default: bool = True
+                  ) -> GenerationRequest:
     """Validate everything the user gave, before any request is sent."""
     orientation: Orientation | None = None
     if args.orientation is not None:
@@ -94,6 +96,10 @@ def build_request(args: GenerateArgs, spec: ModelSpec) -> GenerationRequest:
     if fixed is not None and args.duration not in (None, fixed):
         raise BadInput(f"{spec.id} makes {spec.describe_lengths()}; leave --duration out")
     duration = spec.length_for(args.duration)
+    if args.audio is not None and not spec.takes_audio:
+        raise BadInput(f"{spec.id} on {spec.provider} does not let you choose sound; leave "
+                       "--audio out")
+    audio = (audio_default if args.audio is None else args.audio) if spec.takes_audio else None
     request = GenerationRequest(
         prompt=args.prompt,
         duration=duration,
@@ -102,6 +108,7 @@ def build_request(args: GenerateArgs, spec: ModelSpec) -> GenerationRequest:
         end_image=end,
         negative_prompt=args.negative_prompt,
         seed=args.seed,
+        audio=audio,
     )
     checked = request
     if image is not None and spec.image.transport == "url":
@@ -180,7 +187,7 @@ async def _download(
 
 async def run_job(args: GenerateArgs, settings: Settings, progress: Progress) -> str:
     spec = pick_model(args, settings)
-    request = build_request(args, spec)
+    request = build_request(args, spec, settings.audio_default)
     out = args.out
     if out.parent and not out.parent.exists():
         raise BadInput(f"the folder {out.parent} does not exist")

@@ -15,7 +15,9 @@ from PIL import Image
 from tests.fakes.aivideoapi import FakeAivideoapi
 from tests.fakes.apixo import FakeApixo
 from tests.fakes.common import FakeProvider
+from tests.fakes.fal import FakeFal
 from tests.fakes.pixazo import FakePixazo
+from tests.fakes.replicate import FakeReplicate
 
 PROVIDERS = {"apixo": FakeApixo, "aivideoapi": FakeAivideoapi, "pixazo": FakePixazo}
 MODELS = {"apixo": "sora-2", "aivideoapi": "sora-2", "pixazo": "sora-2-pro"}
@@ -282,3 +284,56 @@ async def test_sandbox_makes_each_shape(tmp_path: Path, model: str, extra: list[
     assert code == 0, err
     assert "SANDBOX" in out and f"{model}: {seconds} s of video" in out
     assert_mp4(tmp_path / "fox.mp4", seconds)
+
+
+def reseller_env(tmp_path: Path, name: str, fake: FakeProvider, **extra: str) -> dict[str, str]:
+    env = base_env(tmp_path, **{f"{name.upper()}_API_KEY": fake.api_key,
+                                f"{name.upper()}_BASE_URL": fake.base_url})
+    if isinstance(fake, FakeFal):
+        env["FAL_JWKS_URL"] = fake.jwks_url
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("name", ["fal", "replicate"])
+async def test_generate_at_fal_and_replicate_with_signed_callbacks(tmp_path: Path,
+                                                                   name: str) -> None:
+    cls = FakeFal if name == "fal" else FakeReplicate
+    async with cls() as fake:
+        port = free_port()
+        env = reseller_env(tmp_path, name, fake, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+                           WEBHOOK_HOST="127.0.0.1", WEBHOOK_PORT=str(port),
+                           POLL_FIRST_S="60", POLL_INTERVAL_S="60",
+                           MODEL_PRICES="replicate/veo-3-1-fast=0.10")
+        code, out, err = await run(env, tmp_path, "generate", "--provider", name, "--prompt",
+                                   "a red fox in snow", "--duration", "6", "--audio", "off",
+                                   "--out", "fox.mp4")
+        assert code == 0, err
+        assert out.startswith("wrote fox.mp4") and "veo-3-1-fast: 6 s of video" in out
+        assert "est. $0.60" in out
+        assert_mp4(tmp_path / "fox.mp4", 6)
+        (task,) = fake.tasks.values()
+        sent = task.body["input"] if name == "replicate" else task.body
+        assert sent["generate_audio"] is False
+        assert fake.callbacks_delivered and "callback received" in err
+        code, _, err = await run(env, tmp_path, "generate", "--provider", name, "--model",
+                                 "hailuo-2-3", "--prompt", "x", "--audio", "on",
+                                 "--out", "no.mp4")
+        assert code == 2 and "does not let you choose sound" in err
+        assert fake.submits_accepted == 1
+
+
+async def test_check_reports_fal_and_replicate_keys_without_making_anything(
+    tmp_path: Path
+) -> None:
+    async with FakeFal() as fal, FakeReplicate() as rep:
+        env = reseller_env(tmp_path, "fal", fal, PROVIDER="fal",
+                           DISCORD_API_BASE_URL="http://127.0.0.1:9/api/v10")
+        env.update(REPLICATE_API_TOKEN="r8_wrong", REPLICATE_BASE_URL=rep.base_url)
+        code, out, _ = await run(env, tmp_path, "check")
+        assert code == 1
+        assert "provider fal (PROVIDER): key accepted" in out
+        assert "provider replicate: REPLICATE_API_KEY was rejected" in out
+        assert "r8_wrong" not in out
+        assert fal.submits_accepted == 0 and rep.submits_accepted == 0
+        assert [r.method for r in fal.requests] == ["GET"]  # one status read, no create
