@@ -215,7 +215,7 @@ def _track(buf: bytes, trak: Box, mdats: list[tuple[int, int]], size: int) -> _T
         if track.handler == b"vide":  # a visual sample entry: width and height at 32
             track.width = _u16(buf, entry + 32, stsd.end)
             track.height = _u16(buf, entry + 34, stsd.end)
-    sizes = _sample_sizes(buf, boxes)
+    sizes = _sample_sizes(buf, boxes, size)
     track.sample_count = len(sizes)
     if track.sample_count:
         _check_chunks(buf, boxes, sizes, mdats, size)
@@ -237,24 +237,66 @@ class _Sizes:
         return sum(self._table[first : first + count])
 
 
-def _sample_sizes(buf: bytes, boxes: dict[bytes, Box]) -> _Sizes:
+# A byte's high and low nibble, for unpacking 4-bit sample sizes without a Python loop.
+_HIGH = bytes(b >> 4 for b in range(256))
+_LOW = bytes(b & 0xF for b in range(256))
+
+
+def _sample_sizes(buf: bytes, boxes: dict[bytes, Box], size: int) -> _Sizes:
+    """The track's sample sizes. Their count is checked before anything is read: a track
+    cannot have more samples than its chunk tables place, nor than the file has bytes (a
+    crafted count would otherwise cost seconds and memory to unpack)."""
     stsz, stz2 = boxes.get(b"stsz"), boxes.get(b"stz2")
     if stsz is not None:
         each, count = _u32(buf, stsz.start + 4, stsz.end), _u32(buf, stsz.start + 8, stsz.end)
         if each or not count:
             return _Sizes(count, each)
+        _check_count(buf, boxes, count, size, stsz.start + 12 + 4 * count, stsz.end)
         return _Sizes(count, table=_table(buf, stsz.start + 12, count, 4, stsz.end))
     if stz2 is not None:
         field = _unpack(">B", buf, stz2.start + 7, stz2.end)
         count = _u32(buf, stz2.start + 8, stz2.end)
-        if field == 4:
-            packed = _table(buf, stz2.start + 12, (count + 1) // 2, 1, stz2.end)
-            nibbles = array("I", (b >> s & 0xF for b in packed for s in (4, 0)))
-            return _Sizes(count, table=nibbles[:count])
-        if field in (8, 16):
-            return _Sizes(count, table=_table(buf, stz2.start + 12, count, field // 8, stz2.end))
-        raise Malformed(f"a compact sample size of {field} bits")
+        if field not in (4, 8, 16):
+            raise Malformed(f"a compact sample size of {field} bits")
+        length = (count + 1) // 2 if field == 4 else count * field // 8
+        _check_count(buf, boxes, count, size, stz2.start + 12 + length, stz2.end)
+        if field != 4:
+            return _Sizes(count, table=_table(buf, stz2.start + 12, count, field // 8,
+                                              stz2.end))
+        packed = bytes(buf[stz2.start + 12 : stz2.start + 12 + length])
+        nibbles = bytearray(2 * length)  # unpacked without a Python loop per sample
+        nibbles[0::2] = packed.translate(_HIGH)
+        nibbles[1::2] = packed.translate(_LOW)
+        del nibbles[count:]
+        return _Sizes(count, table=array("B", nibbles))
     return _Sizes(0)
+
+
+def _check_count(buf: bytes, boxes: dict[bytes, Box], count: int, size: int,
+                 table_end: int, box_end: int) -> None:
+    if table_end > box_end:
+        raise Malformed("a sample table is shorter than its count")
+    if count > size:
+        raise Malformed("a sample table names more frames than the file has bytes")
+    if count > _chunk_capacity(buf, boxes):
+        raise Malformed("the chunk tables hold fewer frames than the track has")
+
+
+def _chunk_capacity(buf: bytes, boxes: dict[bytes, Box]) -> int:
+    """How many samples the sample-to-chunk and chunk offset tables place, at most."""
+    stsc = boxes.get(b"stsc")
+    offsets_box = boxes.get(b"stco") or boxes.get(b"co64")
+    if stsc is None or offsets_box is None:
+        raise Malformed("a track without its chunk tables")
+    runs = _u32(buf, stsc.start + 4, stsc.end)
+    table = _table(buf, stsc.start + 8, runs * 3, 4, stsc.end)
+    chunks = _u32(buf, offsets_box.start + 4, offsets_box.end)
+    capacity = 0
+    for run in range(runs):
+        first = table[3 * run]
+        last = table[3 * (run + 1)] - 1 if run + 1 < runs else chunks
+        capacity += table[3 * run + 1] * max(0, last - first + 1)
+    return capacity
 
 
 def _table(buf: bytes, pos: int, count: int, width: int, end: int) -> array[int]:

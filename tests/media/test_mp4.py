@@ -158,3 +158,59 @@ def test_a_missing_movie_box_after_media_data_means_a_cut_file() -> None:
     with pytest.raises(Malformed) as err:
         layout(without)
     assert err.value.truncated
+
+
+def crafted_stz2(count: int, *, per_chunk: int, packed_bytes: int) -> bytes:
+    """A small valid movie whose 4-bit sample size table claims ``count`` samples (its
+    packed table ``packed_bytes`` long) and whose chunk table places ``per_chunk``."""
+    data = movie([3, 5, 7, 9], sizes="stz2-4")
+    start = data.index(b"stz2") - 4
+    end = start + struct.unpack(">I", data[start:start + 4])[0]
+    big = full(b"stz2", b"\0\0\0\x04", struct.pack(">I", count), b"\x11" * packed_bytes)
+    data = data[:start] + big + data[end:]
+    at = data.index(b"stsc") + 16  # samples per chunk of the one run
+    data = data[:at] + struct.pack(">I", per_chunk) + data[at + 4:]
+    grow = len(big) - (end - start)  # the boxes around the table grew with it
+    for kind in (b"stbl", b"minf", b"mdia", b"trak", b"moov"):
+        pos = data.index(kind) - 4
+        size = struct.unpack(">I", data[pos:pos + 4])[0]
+        data = data[:pos] + struct.pack(">I", size + grow) + data[pos + 4:]
+    at = data.index(b"stco") + 12
+    offset = struct.unpack(">I", data[at:at + 4])[0]  # the media moved along
+    return data[:at] + struct.pack(">I", offset + grow) + data[at + 4:]
+
+
+def test_a_crafted_four_bit_table_is_refused_before_it_is_expanded() -> None:
+    """A 4-bit table claiming two samples per byte of the whole file (and chunk tables
+    that could place them all) is refused at once, never unpacked sample by sample: on a
+    30 MB file that took 28 s and 543 MiB."""
+    import tracemalloc
+
+    data = crafted_stz2(8_000_000, per_chunk=2**31, packed_bytes=4_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(Malformed, match="more frames than the file has bytes"):
+            layout(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * 1024 * 1024, f"{peak / 2**20:.1f} MiB to refuse it"
+
+
+def test_a_table_larger_than_its_chunks_place_is_refused_before_it_is_expanded() -> None:
+    import tracemalloc
+
+    data = crafted_stz2(2_000_000, per_chunk=3, packed_bytes=2_500_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(Malformed, match="fewer frames"):
+            layout(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * 1024 * 1024, f"{peak / 2**20:.1f} MiB to refuse it"
+
+
+def test_a_long_four_bit_table_is_still_read() -> None:
+    frames = [1 + i % 15 for i in range(60_001)]  # odd: the last byte holds one size
+    assert layout(movie(frames, sizes="stz2-4", per_chunk=600)).width == 320
