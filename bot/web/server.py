@@ -7,11 +7,12 @@ fitted source image to a provider that fetches images by URL.
 
 The server faces the internet, so it cannot be starved of file descriptors by clients
 that connect and never finish a request (aiohttp itself sets no deadline for request
-headers): at most ``max_connections`` are open at once, each must send its first
-request's headers within ``header_timeout_s`` and a callback body within
-``BODY_TIMEOUT_S``, idle keep-alive connections close after ``KEEPALIVE_S``, and a new
-connection arriving at the cap displaces the oldest one still waiting for its headers.
-At start the process's soft descriptor limit is raised toward the hard limit.
+headers): at most ``max_connections`` are open at once, each must send every request's
+headers within ``header_timeout_s`` (of connecting, or of the end of its previous
+request on a kept-alive connection) and a callback body within ``BODY_TIMEOUT_S``, and a
+new connection arriving at the cap displaces the oldest one waiting for headers (a new
+one, or a kept-alive one between requests); one in the middle of a request is never
+displaced. At start the process's soft descriptor limit is raised toward the hard limit.
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ def raise_open_files_limit() -> tuple[int, int] | None:
 
 
 class _Guarded(asyncio.Protocol):
-    """One connection, passed through to aiohttp's handler once admitted by the guard."""
+    """One connection, passed through to aiohttp's handler once admitted by the guard.
+
+    It counts the ends of request headers it has seen and the requests aiohttp finished;
+    while every request seen has finished, the connection waits for the next request's
+    headers: it has ``header_timeout_s`` to send them and may be displaced meanwhile.
+    """
 
     def __init__(self, guard: _ConnectionGuard) -> None:
         self._guard = guard
@@ -75,6 +81,8 @@ class _Guarded(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""
+        self.headers_seen = 0  # ends of request headers received
+        self.requests_done = 0  # requests aiohttp has answered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -82,22 +90,36 @@ class _Guarded(asyncio.Protocol):
         if not self._guard.admit(self):
             transport.abort()
             return
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._guard.header_timeout_s, self._headers_too_slow)
+        self._wait_for_headers()
         self._inner = self._guard.make_handler()
         self._inner.connection_made(transport)
+
+    def _wait_for_headers(self) -> None:
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._guard.header_timeout_s, self._headers_too_slow)
+        self._guard.waiting(self)
+
+    def request_done(self) -> None:
+        """aiohttp answered one request: with none pending, the next one's headers are due."""
+        self.requests_done += 1
+        if self.requests_done >= self.headers_seen and self.transport is not None \
+                and not self.transport.is_closing():
+            self._wait_for_headers()
 
     def data_received(self, data: bytes) -> None:
         if self._inner is None:
             return
-        if self._timer is not None:  # still waiting for the end of the first headers
-            seen = self._tail + data
-            if b"\r\n\r\n" in seen or b"\n\n" in seen:
+        seen = self._tail + data
+        # "\r\n\r\n" cannot lie inside the 3-byte tail, so nothing is counted twice.
+        ends = seen.count(b"\r\n\r\n") + (seen[-len(data) - 1:]).count(b"\n\n")
+        self._tail = seen[-3:]
+        if ends:
+            self.headers_seen += ends
+            if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-                self._guard.headers_done(self)
-            else:
-                self._tail = seen[-3:]
+            self._guard.headers_done(self)
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -144,7 +166,8 @@ class _ConnectionGuard:
         self._limit = limit
         self.header_timeout_s = header_timeout_s
         self._open: set[_Guarded] = set()
-        self._waiting: dict[_Guarded, None] = {}  # before their headers; oldest first
+        self._waiting: dict[_Guarded, None] = {}  # waiting for headers; longest first
+        self._by_transport: dict[asyncio.BaseTransport, _Guarded] = {}
         self.timed_out = self.displaced = self.refused = 0
 
     def __call__(self) -> _Guarded:
@@ -168,15 +191,27 @@ class _ConnectionGuard:
             self.closed(oldest)
             oldest.drop()
         self._open.add(conn)
-        self._waiting[conn] = None
+        if conn.transport is not None:
+            self._by_transport[conn.transport] = conn
         return True
+
+    def waiting(self, conn: _Guarded) -> None:
+        if conn in self._open:
+            self._waiting[conn] = None
 
     def headers_done(self, conn: _Guarded) -> None:
         self._waiting.pop(conn, None)
 
+    def request_done(self, transport: asyncio.BaseTransport | None) -> None:
+        conn = self._by_transport.get(transport) if transport is not None else None
+        if conn is not None:
+            conn.request_done()
+
     def closed(self, conn: _Guarded) -> None:
         self._open.discard(conn)
         self._waiting.pop(conn, None)
+        if conn.transport is not None:
+            self._by_transport.pop(conn.transport, None)
 
     def close_all(self) -> None:
         for conn in list(self._open):
@@ -260,7 +295,8 @@ class WebhookServer:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self.guard: _ConnectionGuard | None = None
-        self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
+        self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES,
+                                   middlewares=[self._count_requests])
         self.app.router.add_post("/callbacks/{provider}/{token}", self._callback)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/images/{name}", self._image)
@@ -268,6 +304,16 @@ class WebhookServer:
     @property
     def port(self) -> int:
         return self._port
+
+    @web.middleware
+    async def _count_requests(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Once a request is answered, its connection owes the next request's headers
+        within the deadline (``_Guarded``)."""
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        finally:
+            if self.guard is not None:
+                self.guard.request_done(request.transport)
 
     def callback_url(self, provider: str, token: str) -> str | None:
         if not self.public_base_url:

@@ -20,7 +20,7 @@ CAP = 20
 HEADER_TIMEOUT_S = 0.5
 
 
-async def _no_callback(provider: str, token: str, body: bytes) -> bool:
+async def _no_callback(provider: str, token: str, body: bytes, headers: object) -> bool:
     return False
 
 
@@ -177,3 +177,71 @@ async def test_healthz_answers_under_a_descriptor_limit_flooded_by_half_open_con
             writer.close()
         proc.kill()
         await proc.wait()
+
+
+async def _keep_alive_then_trickle(port: int) -> tuple[asyncio.StreamReader,
+                                                        asyncio.StreamWriter]:
+    """One quick request on a kept-alive connection, then the next request's headers a
+    byte at a time (forever, as far as the server knows)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    await asyncio.wait_for(reader.readexactly(length), 5)
+    writer.write(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+    await writer.drain()
+    return reader, writer
+
+
+async def _trickle(writer: asyncio.StreamWriter, seconds: float) -> None:
+    for _ in range(int(seconds / 0.1)):
+        writer.write(b"a")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+
+
+async def test_every_request_on_a_kept_alive_connection_has_the_header_deadline() -> None:
+    """After one quick request, trickling the next request's headers gets the connection
+    closed after the header deadline (it was held until aiohttp's keep-alive timeout), and
+    meanwhile a new connection at the cap displaces it, so provider callbacks get in."""
+    srv = WebhookServer("127.0.0.1", 0, on_callback=_no_callback, health=_healthy,
+                        header_timeout_s=1.0, max_connections=2)
+    await srv.start()
+    try:
+        slow = [await _keep_alive_then_trickle(srv.port) for _ in range(2)]
+        tricklers = [asyncio.create_task(_trickle(w, 3.0)) for _, w in slow]
+        await asyncio.sleep(0.3)
+        async with aiohttp.ClientSession() as client, client.post(
+                f"http://127.0.0.1:{srv.port}/callbacks/apixo/token", data=b"{}",
+                timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            assert resp.status == 404  # served (an unknown job), not refused
+        assert srv.guard is not None and srv.guard.displaced >= 1
+        closed = await asyncio.gather(*(_closed_by_server(r) for r, _ in slow))
+        assert all(closed)
+        for task in tricklers:
+            task.cancel()
+        await asyncio.gather(*tricklers, return_exceptions=True)
+        for _, writer in slow:
+            writer.close()
+    finally:
+        await srv.stop()
+
+
+async def test_pipelined_and_kept_alive_requests_are_all_served(server: WebhookServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n" * 3)
+    await writer.drain()
+    for _ in range(3):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        await asyncio.wait_for(reader.readexactly(length), 5)
+    await asyncio.sleep(HEADER_TIMEOUT_S / 2)  # inside the deadline, a fourth one
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200")
+    writer.close()
