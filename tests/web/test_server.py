@@ -98,7 +98,7 @@ async def test_a_slow_but_complete_request_is_served(server: WebhookServer) -> N
 def test_the_soft_descriptor_limit_is_raised_toward_the_hard_limit(tmp_path: Path) -> None:
     script = (
         "import resource\n"
-        "from bot.web.server import raise_open_files_limit\n"
+        "from bot.web.guard import raise_open_files_limit\n"
         "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))\n"
         "raise_open_files_limit()\n"
