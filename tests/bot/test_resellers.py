@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from bot.catalog import Shape, get_model, models_for
 from tests.bot.support import World, png, world
 from tests.fakes.common import FakeProvider
 from tests.fakes.fal import FakeFal
+from tests.fakes.media import make_mp4_with_sound
 from tests.fakes.replicate import FakeReplicate
 
 pytestmark = pytest.mark.timeout(180)
@@ -151,3 +154,30 @@ async def test_cancel_a_job_at_the_provider(tmp_path: Path, name: str) -> None:
         assert done.charge.value == "refunded"
         assert await w.bot.store.ledger_balance(job.id) == 0
         assert w.videos() == []
+
+
+async def test_the_posted_video_keeps_its_sound(tmp_path: Path) -> None:
+    """Veo with sound at fal: the posted file is the provider's own bytes when it fits the
+    channel, and keeps a sound track when it had to be shrunk to fit."""
+    async with reseller_world(tmp_path, "fal") as (w, fake):
+        small = make_mp4_with_sound(2.0)
+        fake.video_bytes = small
+        await w.command("video", {"prompt": "rain on a roof", "duration": 8, "audio": True})
+        (posted,) = await w.wait_videos(1)
+        assert posted.attachments[0].data == small
+        big = make_mp4_with_sound(2.0, noisy=True)
+        tight = w.fd.add_guild("Small uploads", upload_limit=2 * 1024 * 1024)
+        channel = w.fd.text_channels(tight)[0]
+        member = w.fd.add_member(tight, name="someone")
+        fake.video_bytes = big
+        await w.fd.send_interaction(w.fd.slash(
+            "video", {"prompt": "rain, loud", "duration": 8, "audio": True}, guild_id=tight,
+            channel_id=channel, user_id=member))
+        (shrunk,) = await w.fd.wait_for(lambda: w.videos(channel), 60)
+        data = shrunk.attachments[0].data
+        assert len(data) < len(big) and len(data) <= 2 * 1024 * 1024
+        with av.open(io.BytesIO(data)) as container:
+            assert container.streams.audio and container.streams.video
+            sound = container.streams.audio[0]
+            samples = sum(frame.samples for frame in container.decode(sound))
+        assert abs(samples / (sound.codec_context.sample_rate or 48_000) - 2.0) < 0.2

@@ -172,3 +172,44 @@ def write_noise_video(
             chunk.time_base = Fraction(1, 48000)
             out.mux(audio.encode(chunk))
         out.mux(audio.encode(None))
+
+
+@functools.lru_cache(maxsize=8)
+def make_mp4_with_sound(seconds: float = 2.0, width: int = 640, height: int = 360,
+                        fps: int = 12, noisy: bool = False) -> bytes:
+    """A real H.264 + AAC MP4: a 440 Hz tone under the pictures (noise pictures with
+    ``noisy``, so that shrinking it has work to do)."""
+    import math
+
+    import av
+
+    frames = max(2, round(seconds * fps))
+    rate, samples = 48_000, 1024
+    buf = io.BytesIO()
+    rng = random.Random(7)
+    with av.open(buf, mode="w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "10" if noisy else "23"}
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        for i in range(frames):
+            if noisy:
+                pixels = rng.randbytes(width * height * 3)
+                image = Image.frombytes("RGB", (width, height), pixels)
+            else:
+                image = Image.new("RGB", (width, height), (40 + 200 * i // frames, 90, 160))
+            frame = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call,unused-ignore]
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for block in range(int(seconds * rate / samples)):
+            tone = array("f", (0.3 * math.sin(2 * math.pi * 440 * (block * samples + n) / rate)
+                               for n in range(samples)))
+            sound = av.AudioFrame(format="flt", layout="mono", samples=samples)
+            sound.planes[0].update(tone.tobytes())
+            sound.sample_rate, sound.pts = rate, block * samples
+            sound.time_base = Fraction(1, rate)
+            container.mux(audio.encode(sound))
+        container.mux(audio.encode(None))
+    return buf.getvalue()

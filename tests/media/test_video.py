@@ -16,6 +16,7 @@ from bot.media.video import (
     shrink_to_fit,
     shrink_to_fit_async,
 )
+from tests.fakes.media import make_mp4_with_sound
 
 
 def count_frames(path: Path) -> int:
@@ -175,3 +176,27 @@ def test_shrink_refuses_an_impossible_cap(tmp_path: Path, noise_mp4: Path) -> No
     with pytest.raises(VideoProblem, match="too large to post"):
         shrink_to_fit(noise_mp4, out, 10_000)
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def audio_seconds(path: Path) -> float:
+    """How long the decodable sound in a file lasts."""
+    with av.open(str(path)) as container:
+        assert container.streams.audio, "no audio stream"
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return samples / (stream.codec_context.sample_rate or 48_000)
+
+
+def test_sound_survives_the_check_and_the_shrink(tmp_path: Path) -> None:
+    """A result with an AAC track (Veo with sound): the structure check accepts it and
+    says it has sound, and a shrunk copy keeps a decodable track as long as the video."""
+    src = tmp_path / "with-sound.mp4"
+    src.write_bytes(make_mp4_with_sound(2.0, noisy=True))
+    info = probe_mp4(src)
+    assert info.has_audio and info.size_bytes > 3_000_000
+    out = tmp_path / "shrunk.mp4"
+    shrunk = shrink_to_fit(src, out, 1_500_000)
+    assert out.stat().st_size <= 1_500_000
+    assert shrunk.has_audio
+    assert abs(audio_seconds(out) - 2.0) < 0.2
+    assert abs(shrunk.duration_s - 2.0) < 0.3
