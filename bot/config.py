@@ -21,7 +21,14 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
-from bot.catalog import UnknownModel, default_model, get_model, models_for
+from bot.catalog import (
+    SANDBOX_LIKE,
+    UnknownModel,
+    default_model,
+    get_model,
+    models_for,
+    sandbox_like,
+)
 
 ProviderName = Literal["apixo", "fal", "replicate", "aivideoapi", "pixazo", "sandbox"]
 # The providers that make videos for money (what FALLBACK_PROVIDERS may name).
@@ -133,6 +140,8 @@ class Settings(BaseSettings):
 
     # Beyond the contract: tuning with safe defaults.
     sandbox_delay_s: float = Field(default=3.0, ge=0)
+    # SANDBOX_LIKE: whose live models the sandbox mirrors (apixo, fal or replicate).
+    sandbox_like: str = "apixo"
     # MODEL_PRICES: provider/model=dollars per second, comma separated.
     model_prices: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     job_timeout_s: float = Field(default=30 * 60, gt=0)
@@ -163,7 +172,7 @@ class Settings(BaseSettings):
             _postgres_url(value.get_secret_value())
         return value
 
-    @field_validator("provider", "log_level", mode="before")
+    @field_validator("provider", "log_level", "sandbox_like", mode="before")
     @classmethod
     def _lower_provider(cls, value: object, info: object) -> object:
         if isinstance(value, str):
@@ -258,6 +267,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_model_and_key(self) -> Settings:
         problems: list[str] = []
+        if self.sandbox_like not in SANDBOX_LIKE:
+            problems.append(f"SANDBOX_LIKE: must be one of {', '.join(SANDBOX_LIKE)}")
+        else:
+            sandbox_like(self.sandbox_like)  # the sandbox's catalog follows it
         if not self.model:  # unset: the provider's default live model (else its first)
             chosen = default_model(self.provider) or next(iter(models_for(self.provider)), None)
             self.model = chosen.id if chosen else "sora-2"

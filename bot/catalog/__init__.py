@@ -38,6 +38,7 @@ __all__ = [
     "offered_models",
     "request_price",
     "retired_notice",
+    "sandbox_like",
 ]
 
 L, P = Orientation.LANDSCAPE, Orientation.PORTRAIT
@@ -82,7 +83,7 @@ _RELAY_MODELS: tuple[ModelSpec, ...] = (
 
 
 def _sandbox(spec: ModelSpec) -> ModelSpec:
-    """A free local stand-in of an APIXO model: same options and limits, a test card."""
+    """A free local stand-in of a reseller's model: same options and limits, a test card."""
     return spec.model_copy(update={
         "provider": "sandbox", "api_model": "sandbox-test-card", "default": False,
         "label": f"Sandbox test card shaped like {spec.label.split(' (')[0]}",
@@ -96,30 +97,40 @@ def _sandbox(spec: ModelSpec) -> ModelSpec:
 
 
 # The sandbox's own test card keeps the 4/8/12 s landscape/portrait options (and the id)
-# it always had, so a sandbox install keeps working; it also mirrors every live APIXO
-# model, so each request shape can be tried for free.
-_SANDBOX_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        provider="sandbox",
-        id="sora-2",
-        api_model="sandbox-test-card",
-        label="Sandbox test card (free, made locally)",
-        default=True,
-        prompt_max=10_000,
-        image=ImageRules(transport="data_uri"),  # it fetches nothing
-        price=per_second(0.0),
-        max_concurrent=4,
-        poll_first_s={4: 1.0, 8: 1.0, 12: 1.0},
-        poll_interval_s=1.0,
-        typical_s={4: (3, 10), 8: (3, 15), 12: (3, 20)},
-        result_ttl_s=24 * 3600,
-    ),
-    *(_sandbox(spec) for spec in APIXO_MODELS if not spec.retired),
+# it always had, so a sandbox install keeps working; it also mirrors every live model of
+# one reseller (APIXO's, or fal.ai's or Replicate's with SANDBOX_LIKE), so each request
+# shape, length and option of that reseller can be tried for free.
+_SANDBOX_CARD = ModelSpec(
+    provider="sandbox",
+    id="sora-2",
+    api_model="sandbox-test-card",
+    label="Sandbox test card (free, made locally)",
+    default=True,
+    prompt_max=10_000,
+    image=ImageRules(transport="data_uri"),  # it fetches nothing
+    price=per_second(0.0),
+    max_concurrent=4,
+    poll_first_s={4: 1.0, 8: 1.0, 12: 1.0},
+    poll_interval_s=1.0,
+    typical_s={4: (3, 10), 8: (3, 15), 12: (3, 20)},
+    result_ttl_s=24 * 3600,
 )
+_SANDBOX_MIRRORS: dict[str, tuple[ModelSpec, ...]] = {
+    name: (_SANDBOX_CARD, *(_sandbox(spec) for spec in models if not spec.retired))
+    for name, models in (("apixo", APIXO_MODELS), ("fal", FAL_MODELS),
+                         ("replicate", REPLICATE_MODELS))
+}
+SANDBOX_LIKE: tuple[str, ...] = tuple(_SANDBOX_MIRRORS)
+_REAL: tuple[ModelSpec, ...] = (*APIXO_MODELS, *FAL_MODELS, *REPLICATE_MODELS, *_RELAY_MODELS)
+MODELS: tuple[ModelSpec, ...] = (*_REAL, *_SANDBOX_MIRRORS["apixo"])
 
-MODELS: tuple[ModelSpec, ...] = (
-    *APIXO_MODELS, *FAL_MODELS, *REPLICATE_MODELS, *_RELAY_MODELS, *_SANDBOX_MODELS,
-)
+
+def sandbox_like(reseller: str) -> None:
+    """Let the sandbox mirror ``reseller``'s live models (SANDBOX_LIKE; APIXO's unless
+    set): the settings call this when they are read."""
+    global MODELS
+    MODELS = (*_REAL, *_SANDBOX_MIRRORS[reseller])
+
 
 PROVIDERS: tuple[str, ...] = ("apixo", "fal", "replicate", "aivideoapi", "pixazo", "sandbox")
 

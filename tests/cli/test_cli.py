@@ -337,3 +337,18 @@ async def test_check_reports_fal_and_replicate_keys_without_making_anything(
         assert "r8_wrong" not in out
         assert fal.submits_accepted == 0 and rep.submits_accepted == 0
         assert [r.method for r in fal.requests] == ["GET"]  # one status read, no create
+
+
+async def test_the_sandbox_mirrors_fal_s_shapes_for_free(tmp_path: Path) -> None:
+    """SANDBOX_LIKE=fal: the free sandbox offers fal's lengths and its sound option."""
+    env = base_env(tmp_path, SANDBOX_LIKE="fal")
+    code, out, err = await run(env, tmp_path, "generate", "--model", "veo-3-1-fast",
+                               "--prompt", "a red fox", "--duration", "6", "--audio", "off",
+                               "--out", "fox.mp4")
+    assert code == 0, err
+    assert "SANDBOX" in out and "6 s of video" in out
+    assert_mp4(tmp_path / "fox.mp4", 6)
+    code, _, err = await run(base_env(tmp_path), tmp_path, "generate", "--model",
+                             "veo-3-1-fast", "--prompt", "a fox", "--duration", "6",
+                             "--out", "no.mp4")
+    assert code == 2 and "8-second" in err  # APIXO's shape (the default) makes 8 s only
