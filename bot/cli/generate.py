@@ -261,6 +261,7 @@ async def run_job(args: GenerateArgs, settings: Settings, progress: Progress) ->
             status = await wait_for_task(
                 provider, spec, task_id, schedule,
                 wake=wake if server else None, on_status=on_status, pushed=pushed,
+                signed=provider.signed_webhooks,
             )
             if status.state is TaskState.FAILED or not status.video_urls:
                 raise ProviderError(status.error_message or "the provider returned no video")

@@ -47,6 +47,7 @@ class ResultSteps(JobCore):
             callbacks=self._webhook is not None and self._webhook.public_base_url is not None,
         )
         await self._notify(JobUpdate(job, Phase.RENDERING))
+        wake = self._wake.setdefault(job.id, asyncio.Event())
 
         async def on_status(status: object, elapsed: float) -> None:
             progress = getattr(status, "progress", None)
@@ -58,10 +59,11 @@ class ResultSteps(JobCore):
                 spec,
                 job.task_id,
                 schedule,
-                wake=self._wake.setdefault(job.id, asyncio.Event()),
+                wake=wake,
                 on_status=on_status,
                 started_at=job.submitted_at,
                 pushed=lambda: self._pushed(job.id),
+                signed=provider.signed_webhooks,
             )
         except ProviderError as exc:  # TimedOut included: the job's deadline passed
             await self._fail(job, exc.code, exc.user_message)

@@ -66,10 +66,13 @@ async def wait_for_task(
     on_status: StatusHook | None = None,
     started_at: float | None = None,
     pushed: Pushed | None = None,
+    signed: bool = False,
 ) -> TaskStatus:
     """Return the task's finished status; raise TimedOut after ``schedule.timeout_s``.
 
-    ``started_at`` (time.time()) lets a resumed job keep its original deadline.
+    ``started_at`` (time.time()) lets a resumed job keep its original deadline. With
+    ``signed`` webhooks a wake brings its news through ``pushed``: a wake without a final
+    status (a verified start event) makes no status call before the scheduled one.
     """
     start = started_at if started_at is not None else time.time()
     deadline = start + schedule.timeout_s
@@ -92,6 +95,8 @@ async def wait_for_task(
                     delivered = await pushed()
                     if delivered is not None and delivered.state.finished:
                         return delivered
+                    if signed and time.time() < next_check:
+                        continue
                 # Many callbacks (or forged ones) never make us hammer the provider.
                 gap = last_check + schedule.min_gap_s - time.time()
                 if gap > 0:

@@ -245,3 +245,4 @@ async def test_pipelined_and_kept_alive_requests_are_all_served(server: WebhookS
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 200")
     writer.close()
+    await writer.wait_closed()
