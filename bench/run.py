@@ -31,7 +31,7 @@ async def run_all(work: Path, quick: bool) -> list[Report]:
     print("delivery...", file=sys.stderr)
     reports.append(await delivery.measure(work / "delivery", reps=3 if quick else 7))
     print("quota...", file=sys.stderr)
-    reports.append(await quota.measure(work / "quota", 1000, runs=1 if quick else 3))
+    reports.append(await quota.measure(work / "quota", 1000, runs=1 if quick else 5))
     return reports
 
 

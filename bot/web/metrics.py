@@ -13,6 +13,7 @@ states, error kinds. Never a server or member id, a prompt, a token or a key.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -124,6 +125,8 @@ class PrometheusMetrics(Metrics):
         self.spend = prom.Counter(
             f"{PREFIX}_spend_dollars", "US dollars at list price charged (video delivered) "
             "and refunded, by provider", ["outcome", "provider"], registry=r)
+        self.tasks = prom.Gauge(
+            f"{PREFIX}_asyncio_tasks", "asyncio tasks alive in this process", registry=r)
         self.provider_errors = prom.Counter(
             f"{PREFIX}_provider_errors", "Provider calls that raised, by provider, call and kind",
             ["provider", "op", "kind"], registry=r)
@@ -154,7 +157,9 @@ class PrometheusMetrics(Metrics):
         return web.Response(body=body, headers={"Content-Type": self._prom.CONTENT_TYPE_LATEST})
 
     async def refresh(self) -> None:
-        """Count the unfinished jobs by state (a failed count keeps the last figures)."""
+        """Count the unfinished jobs by state (a failed count keeps the last figures) and
+        the process's asyncio tasks."""
+        self.tasks.set(len(asyncio.all_tasks()))
         try:
             counts = await self._store.job_counts_by_state()
         except Exception:

@@ -217,6 +217,21 @@ class FakeProvider:
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 
+    async def restart(self, pause_s: float) -> None:
+        """The provider goes down for ``pause_s`` seconds (connections refused) and comes
+        back on the same address with everything it knew: tasks keep rendering, and the
+        callbacks they owe are still sent."""
+        assert self._runner is not None, "emulator not started"
+        port = self._runner.addresses[0][1]
+        await self._runner.cleanup()
+        await asyncio.sleep(pause_s)
+        self.app = web.Application(client_max_size=32 * 1024 * 1024)
+        self.app.router.add_get("/files/{name}", self._handle_file)
+        self.setup_routes(self.app.router)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+
     async def close(self) -> None:
         for task in [*self._bg, *self._inflight]:
             task.cancel()
