@@ -247,7 +247,7 @@ async def start_bot(fd: Any, work: Path, settings: dict[str, str], *,
     """``python -m bot`` against the fake, its database in ``work``; waits until its
     /healthz says the database and the Discord connection are up."""
     work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = int(settings.get("WEBHOOK_PORT") or free_port())  # given: callbacks are aimed at it
     env = base_env(fd)
     env.update(
         DATABASE_PATH=str(work / "bot.sqlite3"),
