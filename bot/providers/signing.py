@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +77,21 @@ class _Refetch:
 
     def allowed(self) -> bool:
         return self.fetched_at is None or self._clock() - self.fetched_at >= self._interval_s
+
+    async def run(self, fetch: Callable[[], Awaitable[None]], *, force: bool,
+                  kept: Callable[[], bool]) -> bool:
+        """Fetch again: at once when ``force``d (nothing usable is kept), else only if the
+        last fetch is old enough. False when it may not fetch yet."""
+        async with self._lock:
+            if not force and not self.allowed():
+                return False
+            if force and kept():
+                return True  # a concurrent webhook fetched it meanwhile
+            try:
+                await fetch()
+            finally:
+                self.fetched_at = self._clock()
+            return True
 
 
 async def _get_json(session: aiohttp.ClientSession, url: str, what: str,
@@ -134,8 +149,9 @@ class FalWebhookVerifier:
         raise WebhookRejected("the signature does not verify")
 
     def _expired(self) -> bool:
+        """No usable key set: none fetched, or the last is a day old (or came empty)."""
         fetched = self._fetch.fetched_at
-        return fetched is None or self._clock() - fetched >= self._cache_s
+        return not self._keys or fetched is None or self._clock() - fetched >= self._cache_s
 
     def _verifies(self, signature: bytes, message: bytes) -> bool:
         for key in self._keys:
@@ -147,21 +163,18 @@ class FalWebhookVerifier:
         return False
 
     async def _refresh(self, *, force: bool) -> bool:
-        """Fetch the key set again (a forced fetch: the cache is empty or a day old);
-        False when it may not be fetched again yet."""
-        async with self._fetch._lock:
-            if not force and not self._fetch.allowed():
-                return False
-            if force and not self._expired():
-                return True  # a concurrent webhook fetched it meanwhile
-            status, doc = await _get_json(self._session, self._jwks_url, "fal's webhook keys")
-            self._fetch.fetched_at = self._clock()
-            self.fetches += 1
-            if status != 200 or not isinstance(doc, dict):
-                log.warning("FAL_JWKS_URL answered HTTP %s: no webhook keys", status)
-                raise WebhookUnverifiable("fal's webhook keys are not available")
-            self._keys = _ed25519_keys(doc)
-            return True
+        """Fetch the key set again (forced: the cache is empty or a day old); False when it
+        may not be fetched again yet."""
+        return await self._fetch.run(self._fetch_keys, force=force,
+                                     kept=lambda: not self._expired())
+
+    async def _fetch_keys(self) -> None:
+        status, doc = await _get_json(self._session, self._jwks_url, "fal's webhook keys")
+        self.fetches += 1
+        if status != 200 or not isinstance(doc, dict):
+            log.warning("FAL_JWKS_URL answered HTTP %s: no webhook keys", status)
+            raise WebhookUnverifiable("fal's webhook keys are not available")
+        self._keys = _ed25519_keys(doc)
 
 
 def _ed25519_keys(doc: dict[str, Any]) -> list[Ed25519PublicKey]:
@@ -225,24 +238,20 @@ class ReplicateWebhookVerifier:
                    for given in signatures.split(" ") if given)
 
     async def _refresh(self, *, force: bool) -> bool:
-        async with self._fetch._lock:
-            if not force and not self._fetch.allowed():
-                return False
-            if force and self._webhook is not None:
-                return True  # a concurrent webhook fetched it meanwhile
-            status, doc = await _get_json(self._session, self._url,
-                                          "Replicate's webhook secret",
-                                          {"Authorization": f"Bearer {self._key}"})
-            self._fetch.fetched_at = self._clock()
-            self.fetches += 1
-            if status in (401, 403):
-                log.error("Replicate refused REPLICATE_API_KEY when the bot asked for its "
-                          "webhook secret (HTTP %s)", status)
-            secret = doc.get("key") if isinstance(doc, dict) else None
-            if status != 200 or not isinstance(secret, str) or not secret:
-                raise WebhookUnverifiable("Replicate's webhook secret is not available")
-            try:
-                self._webhook = Webhook(secret)
-            except Exception:
-                raise WebhookUnverifiable("Replicate's webhook secret is malformed") from None
-            return True
+        return await self._fetch.run(self._fetch_secret, force=force,
+                                     kept=lambda: self._webhook is not None)
+
+    async def _fetch_secret(self) -> None:
+        status, doc = await _get_json(self._session, self._url, "Replicate's webhook secret",
+                                      {"Authorization": f"Bearer {self._key}"})
+        self.fetches += 1
+        if status in (401, 403):
+            log.error("Replicate refused REPLICATE_API_KEY when the bot asked for its "
+                      "webhook secret (HTTP %s)", status)
+        secret = doc.get("key") if isinstance(doc, dict) else None
+        if status != 200 or not isinstance(secret, str) or not secret:
+            raise WebhookUnverifiable("Replicate's webhook secret is not available")
+        try:
+            self._webhook = Webhook(secret)
+        except Exception:
+            raise WebhookUnverifiable("Replicate's webhook secret is malformed") from None

@@ -14,9 +14,10 @@ states, error kinds. Never a server or member id, a prompt, a token or a key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -242,24 +243,30 @@ class ObservedProvider(VideoProvider):
         self.signed_webhooks = inner.signed_webhooks
         self._metrics = metrics
 
-    def _count(self, op: str, error: ProviderError) -> None:
-        self._metrics.provider_error(self.name, op, error.code)
+    @contextlib.contextmanager
+    def _counting(self, op: str) -> Iterator[None]:
+        """Count the typed error a call raises (and let it through)."""
+        try:
+            yield
+        except ProviderError as exc:
+            self._metrics.provider_error(self.name, op, exc.code)
+            raise
+        except DownloadTooLarge:
+            self._metrics.provider_error(self.name, "download", "too_large")
+            raise
+        except DownloadError:
+            self._metrics.provider_error(self.name, "download", "download_failed")
+            raise
 
     async def submit(
         self, spec: ModelSpec, request: GenerationRequest, callback_url: str | None = None
     ) -> str:
-        try:
+        with self._counting("submit"):
             return await self.inner.submit(spec, request, callback_url)
-        except ProviderError as exc:
-            self._count("submit", exc)
-            raise
 
     async def status(self, spec: ModelSpec, task_id: str) -> TaskStatus:
-        try:
+        with self._counting("status"):
             return await self.inner.status(spec, task_id)
-        except ProviderError as exc:
-            self._count("status", exc)
-            raise
 
     def parse_callback(self, body: bytes) -> str | None:
         return self.inner.parse_callback(body)
@@ -271,44 +278,26 @@ class ObservedProvider(VideoProvider):
         return self.inner.task_key(task_id)
 
     async def cancel(self, spec: ModelSpec, task_id: str) -> CancelOutcome:
-        try:
+        with self._counting("cancel"):
             return await self.inner.cancel(spec, task_id)
-        except ProviderError as exc:
-            self._count("cancel", exc)
-            raise
 
     async def fetch_result(
         self, session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int, *,
         keep_in_memory: int,
     ) -> bytes | None:
-        try:
+        with self._counting("download"):
             return await self.inner.fetch_result(session, url, dest, max_bytes,
                                                  keep_in_memory=keep_in_memory)
-        except DownloadTooLarge:
-            self._metrics.provider_error(self.name, "download", "too_large")
-            raise
-        except DownloadError:
-            self._metrics.provider_error(self.name, "download", "download_failed")
-            raise
 
     async def check_key(self) -> None:
-        try:
+        with self._counting("check"):
             await self.inner.check_key()
-        except ProviderError as exc:
-            self._count("check", exc)
-            raise
 
     async def download(
         self, session: aiohttp.ClientSession, url: str, dest: Path, max_bytes: int
     ) -> int:
-        try:
+        with self._counting("download"):
             return await self.inner.download(session, url, dest, max_bytes)
-        except DownloadTooLarge:
-            self._metrics.provider_error(self.name, "download", "too_large")
-            raise
-        except DownloadError:
-            self._metrics.provider_error(self.name, "download", "download_failed")
-            raise
 
     def __getattr__(self, name: str) -> Any:  # anything else the adapter offers
         return getattr(self.inner, name)

@@ -180,35 +180,31 @@ def crafted_stz2(count: int, *, per_chunk: int, packed_bytes: int) -> bytes:
     return data[:at] + struct.pack(">I", offset + grow) + data[at + 4:]
 
 
+def refused_cheaply(data: bytes, match: str, mib: float) -> None:
+    """``data`` is refused (the message matching ``match``) within ``mib`` MiB of memory."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(Malformed, match=match):
+            layout(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < mib * 1024 * 1024, f"{peak / 2**20:.1f} MiB to refuse it"
+
+
 def test_a_crafted_four_bit_table_is_refused_before_it_is_expanded() -> None:
     """A 4-bit table claiming two samples per byte of the whole file (and chunk tables
     that could place them all) is refused at once, never unpacked sample by sample: on a
     30 MB file that took 28 s and 543 MiB."""
-    import tracemalloc
-
     data = crafted_stz2(8_000_000, per_chunk=2**31, packed_bytes=4_000_000)
-    tracemalloc.start()
-    try:
-        with pytest.raises(Malformed, match="more frames than the file has bytes"):
-            layout(data)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 12 * 1024 * 1024, f"{peak / 2**20:.1f} MiB to refuse it"
+    refused_cheaply(data, "more frames than the file has bytes", 12)
 
 
 def test_a_table_larger_than_its_chunks_place_is_refused_before_it_is_expanded() -> None:
-    import tracemalloc
-
     data = crafted_stz2(2_000_000, per_chunk=3, packed_bytes=2_500_000)
-    tracemalloc.start()
-    try:
-        with pytest.raises(Malformed, match="fewer frames"):
-            layout(data)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 6 * 1024 * 1024, f"{peak / 2**20:.1f} MiB to refuse it"
+    refused_cheaply(data, "fewer frames", 6)
 
 
 def test_a_long_four_bit_table_is_still_read() -> None:
