@@ -22,15 +22,15 @@ async def test_heartbeat_latency_is_the_time_to_the_acknowledgement(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="discord.gateway")
     async with FakeDiscord() as fd:
-        fd.gateway.heartbeat_interval_ms = 100  # Discord's is 41 250
+        fd.gateway.heartbeat_interval_ms = 200  # Discord's is 41 250
         fd.add_guild("Beats")
         async with running_bot(settings_for(tmp_path, fd), fd) as bot:
             latencies = []
-            for _ in range(100):
+            for _ in range(120):
                 await asyncio.sleep(0.05)
                 latencies.append(bot.latency)
             beats = sum(s.conn.heartbeats for s in fd.gateway.live_sessions() if s.conn)
     assert beats >= 20
-    # A loopback fake answers in well under a millisecond; an interval (0.1 s) is wrong.
-    assert max(latencies[10:]) < 0.05, [round(x, 4) for x in latencies]
+    # A loopback fake answers in well under a millisecond; an interval (0.2 s) is wrong.
+    assert max(latencies[10:]) < 0.15, [round(x, 4) for x in latencies]
     assert "Can't keep up" not in caplog.text
