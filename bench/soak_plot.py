@@ -53,4 +53,4 @@ def _panel(pen: ImageDraw.ImageDraw, top: int, name: str, times: list[float],
     for m in range(minutes + 1):
         pen.text((x(m * 60) - 4, bottom + 4), f"{m}", fill=INK)
     pen.text((left, top - 14), f"{name}  {note}", fill=INK)
-    pen.text((right - 60, bottom + 4), "minutes", fill=INK)
+    pen.text((left - 50, bottom + 4), "minutes", fill=INK)

@@ -181,3 +181,19 @@ async def test_the_posted_video_keeps_its_sound(tmp_path: Path) -> None:
             sound = container.streams.audio[0]
             samples = sum(frame.samples for frame in container.decode(sound))
         assert abs(samples / (sound.codec_context.sample_rate or 48_000) - 2.0) < 0.2
+
+
+async def test_retry_keeps_the_sound_choice(tmp_path: Path) -> None:
+    async with reseller_world(tmp_path, "replicate",
+                              model_prices={"replicate/veo-3-1": 0.2}) as (w, fake):
+        await w.command("video", {"prompt": "quiet rain", "model": "veo-3-1", "duration": 6,
+                                  "audio": False})
+        (video,) = await w.wait_videos(1)
+        job_id = video.embeds[0]["footer"]["text"].removeprefix("job ")
+        await w.fd.send_interaction(w.fd.button(f"video:retry:{job_id}", video.id,
+                                                user_id=w.moderator))
+        await w.wait_videos(2)
+        assert [t.body["input"]["generate_audio"] for t in fake.tasks.values()] == [False,
+                                                                                   False]
+        jobs = await w.settled(2)
+        assert {j.price_micros for j in jobs} == {1_200_000}
