@@ -7,11 +7,7 @@ refused; keys are fetched again on a rotation or when a day old, at most once a 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
-import os
-import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
@@ -19,10 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from multidict import CIMultiDict, CIMultiDictProxy
 from standardwebhooks.webhooks import Webhook
 
@@ -33,122 +26,22 @@ from bot.providers.signing import (
     WebhookRejected,
     WebhookUnverifiable,
 )
-
-BODY = b'{"request_id": "req-1", "status": "OK", "payload": {"video": {"url": "u"}}}'
-NOW = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def raw_x(public: Any) -> str:
-    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
-
-
-def flip_one_byte(body: bytes) -> bytes:
-    return body[:20] + bytes([body[20] ^ 0x01]) + body[21:]
-
-
-class KeyServer:
-    """fal's JWKS document and Replicate's secret endpoint, on loopback; it remembers every
-    secret it made or signed with, so that the tests can look for them where none may be."""
-
-    def __init__(self) -> None:
-        self.fal_keys = [("k1", Ed25519PrivateKey.generate())]
-        self.secret = new_secret()
-        self.api_key = "r8_" + secrets.token_hex(16)
-        self.jwks_status = self.secret_status = 200
-        self.jwks_text: str | None = None  # served instead of the document when set
-        self.delay = 0.0
-        self.jwks_fetches = self.secret_fetches = 0
-        self.jwks_auth: list[str | None] = []
-        self.bearer: list[str | None] = []
-        self.secrets: set[str] = {self.secret, self.api_key}
-        self.base = ""
-
-    def rotate_secret(self) -> None:
-        self.secret = new_secret()
-        self.secrets.add(self.secret)
-
-    async def jwks(self, request: web.Request) -> web.StreamResponse:
-        self.jwks_fetches += 1
-        self.jwks_auth.append(request.headers.get("Authorization"))
-        await asyncio.sleep(self.delay)
-        if self.jwks_status != 200:
-            return web.json_response({"detail": "down"}, status=self.jwks_status)
-        if self.jwks_text is not None:
-            return web.Response(text=self.jwks_text, content_type="application/json")
-        keys: list[dict[str, str]] = [
-            {"kty": "RSA", "n": "x", "e": "AQAB", "kid": "rsa"},
-            {"kty": "OKP", "crv": "X25519", "x": raw_x(X25519PrivateKey.generate().public_key()),
-             "kid": "x25519"},
-            {"kty": "OKP", "crv": "Ed25519", "x": "not-a-key", "kid": "broken"},
-        ]  # all passed over
-        keys += [{"kty": "OKP", "crv": "Ed25519", "x": raw_x(key.public_key()), "kid": kid,
-                  "use": "sig"} for kid, key in self.fal_keys]
-        return web.json_response({"keys": keys})
-
-    async def replicate_secret(self, request: web.Request) -> web.Response:
-        self.secret_fetches += 1
-        self.bearer.append(request.headers.get("Authorization"))
-        await asyncio.sleep(self.delay)
-        if self.secret_status != 200:
-            return web.json_response({"detail": "no"}, status=self.secret_status)
-        return web.json_response({"key": self.secret})
-
-    def fal_headers(self, body: bytes = BODY, *, stamp: float = NOW, key: Any = None,
-                    request_id: str = "req-1") -> dict[str, str]:
-        signer = key or self.fal_keys[-1][1]
-        message = "\n".join((request_id, "user-9", str(int(stamp)),
-                             hashlib.sha256(body).hexdigest())).encode()
-        signature = signer.sign(message).hex()
-        self.secrets.add(signature)
-        return {"X-Fal-Webhook-Request-Id": request_id, "X-Fal-Webhook-User-Id": "user-9",
-                "X-Fal-Webhook-Timestamp": str(int(stamp)),
-                "X-Fal-Webhook-Signature": signature}
-
-    def replicate_headers(self, body: bytes = BODY, *, stamp: float = NOW,
-                          secret: str | None = None) -> dict[str, str]:
-        signature = Webhook(secret or self.secret).sign(
-            "msg_1", datetime.fromtimestamp(stamp, UTC), body)
-        self.secrets.add(signature)
-        return {"webhook-id": "msg_1", "webhook-timestamp": str(int(stamp)),
-                "webhook-signature": f"v1,bm90IHRoaXMgb25l {signature}"}
-
-    def assert_clean(self, *shown: object) -> None:
-        for thing in shown:
-            texts = [str(thing), repr(thing)]
-            if isinstance(thing, BaseException):
-                texts += [str(thing.args), str(thing.__cause__), str(thing.__context__)]
-            for text in texts:
-                leaked = [s for s in self.secrets if s in text]
-                assert not leaked, f"a secret shows in {text!r}"
+from tests.providers.signing_keys import (
+    BODY,
+    NOW,
+    Clock,
+    KeyServer,
+    flip_one_byte,
+    new_secret,
+)
 
 
 @pytest.fixture
 async def keys(caplog: pytest.LogCaptureFixture) -> AsyncIterator[KeyServer]:
     caplog.set_level(logging.DEBUG, logger="bot.providers.signing")
-    server = KeyServer()
-    app = web.Application()
-    app.router.add_get("/.well-known/jwks.json", server.jwks)
-    app.router.add_get("/v1/webhooks/default/secret", server.replicate_secret)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    server = await KeyServer().start()
     yield server
-    await runner.cleanup()
+    await server.close()
     server.assert_clean(caplog.text)  # no secret, key or signature was logged
 
 
