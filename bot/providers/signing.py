@@ -121,8 +121,8 @@ class _KeyCache(Generic[T]):
     async def renew(self, seen: _Kept[T]) -> T | None:
         """After ``seen`` did not verify a webhook (or there was none): a newer value to try,
         fetched now unless a concurrent check just did; None when there is nothing newer
-        and no fetch is allowed yet. Raises WebhookUnverifiable when a fetch fails, or
-        when one failed too recently to try again and nothing fresh is kept."""
+        and no fetch is allowed yet. Raises WebhookUnverifiable when a fetch fails, and
+        while no fetch is allowed yet after a failed one (or nothing fresh is kept)."""
         async with self._lock:
             if self._generation != seen.generation:
                 return self.current().value  # another check fetched while this one waited
