@@ -9,6 +9,8 @@ import logging
 
 from aiohttp import web
 
+from bot.web.framing import RequestFraming
+
 log = logging.getLogger(__name__)
 
 FD_LIMIT_WANTED = 65536  # when the hard limit is unlimited
@@ -39,7 +41,8 @@ def raise_open_files_limit() -> tuple[int, int] | None:
 class _Guarded(asyncio.Protocol):
     """One connection, passed through to aiohttp's handler once admitted by the guard.
 
-    It counts the ends of request headers it has seen and the requests aiohttp finished;
+    It counts the request heads it has seen end (by HTTP/1.1 framing: a blank line inside
+    a body, or between requests, is not the end of a head) and the requests aiohttp finished;
     while every request seen has finished, the connection waits for the next request's
     headers: it has ``header_timeout_s`` to send them and may be displaced meanwhile.
     """
@@ -49,7 +52,7 @@ class _Guarded(asyncio.Protocol):
         self._inner: asyncio.Protocol | None = None
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._tail = b""
+        self._framing = RequestFraming()
         self.headers_seen = 0  # ends of request headers received
         self.requests_done = 0  # requests aiohttp has answered
 
@@ -79,10 +82,7 @@ class _Guarded(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._inner is None:
             return
-        seen = self._tail + data
-        # "\r\n\r\n" cannot lie inside the 3-byte tail, so nothing is counted twice.
-        ends = seen.count(b"\r\n\r\n") + (seen[-len(data) - 1:]).count(b"\n\n")
-        self._tail = seen[-3:]
+        ends = self._framing.feed(data)
         if ends:
             self.headers_seen += ends
             if self._timer is not None:
