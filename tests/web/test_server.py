@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -191,6 +192,8 @@ FIRST_REQUESTS = {
     "empty-lines-between": (GET, b"\r\n\r\n"),
     "get-with-body": (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\n"
                       b"\r\n\r\n", b""),
+    # answered by aiohttp (417) before any of the application's own code runs
+    "unknown-expect": (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: x\r\n\r\n", b""),
 }
 
 
@@ -273,6 +276,65 @@ async def test_with_every_place_held_by_trickling_connections_a_callback_gets_in
         finally:
             await _stop_trickling(tricklers, slow)
     finally:
+        await srv.stop()
+
+
+async def _connect_with_small_receive_buffer(port: int) -> tuple[asyncio.StreamReader,
+                                                                  asyncio.StreamWriter]:
+    """A client whose socket takes little before the server's writes back up."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.setblocking(False)
+    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)),
+                           5)
+    return await asyncio.open_connection(sock=sock)
+
+
+async def test_a_slow_image_download_is_neither_cut_at_the_deadline_nor_displaced() -> None:
+    """A provider fetching a large image slowly is in the middle of a request until the
+    response is written: no header deadline runs (it was counted from the handler's return,
+    before aiohttp wrote anything) and a new connection at the cap is refused rather than
+    given its place."""
+    srv = WebhookServer("127.0.0.1", 0, on_callback=_no_callback, health=_healthy,
+                        header_timeout_s=HEADER_TIMEOUT_S, max_connections=1)
+    await srv.start()
+    image = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than the sockets buffer
+    await srv.images.put("big.png", image, "image/png", None)
+    reader, writer = await _connect_with_small_receive_buffer(srv.port)
+    try:
+        writer.write(b"GET /images/big.png HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(3 * HEADER_TIMEOUT_S)  # reading nothing meanwhile
+        other, _ = await asyncio.open_connection("127.0.0.1", srv.port)
+        assert await _closed_by_server(other)  # refused: every place is busy
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert await asyncio.wait_for(reader.readexactly(len(image)), 30) == image
+        assert srv.guard is not None
+        assert (srv.guard.timed_out, srv.guard.displaced, srv.guard.refused) == (0, 0, 1)
+    finally:
+        writer.close()
+        await srv.stop()
+
+
+async def test_a_callback_whose_body_is_still_coming_is_not_displaced() -> None:
+    srv = WebhookServer("127.0.0.1", 0, on_callback=_no_callback, health=_healthy,
+                        header_timeout_s=HEADER_TIMEOUT_S, max_connections=1)
+    await srv.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    try:
+        writer.write(b"POST /callbacks/apixo/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Length: 2\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(3 * HEADER_TIMEOUT_S)  # past the header deadline, body unsent
+        other, _ = await asyncio.open_connection("127.0.0.1", srv.port)
+        assert await _closed_by_server(other)  # refused: every place is busy
+        writer.write(b"{}")
+        assert await _read_response(reader) == b"HTTP/1.1 404 Not Found"
+        assert srv.guard is not None
+        assert (srv.guard.timed_out, srv.guard.displaced, srv.guard.refused) == (0, 0, 1)
+    finally:
+        writer.close()
         await srv.stop()
 
 
