@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
+
+from bot.web.framing import RequestFraming
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,13 @@ def raise_open_files_limit() -> tuple[int, int] | None:
 class _Guarded(asyncio.Protocol):
     """One connection, passed through to aiohttp's handler once admitted by the guard.
 
-    It counts the ends of request headers it has seen and the requests aiohttp finished;
-    while every request seen has finished, the connection waits for the next request's
-    headers: it has ``header_timeout_s`` to send them and may be displaced meanwhile.
+    It counts the request heads it has seen end (by HTTP/1.1 framing: a blank line inside
+    a body, or between requests, is not the end of a head) and the requests aiohttp has
+    finished, each once its response is written; while every request seen has finished,
+    the connection waits for the next request's headers: it has ``header_timeout_s`` from
+    the end of the previous response to send them and may be displaced meanwhile. A
+    request whose head has come (its body being read, its handler running, its response
+    being written, or queued behind another) keeps the connection busy.
     """
 
     def __init__(self, guard: ConnectionGuard) -> None:
@@ -49,9 +56,10 @@ class _Guarded(asyncio.Protocol):
         self._inner: asyncio.Protocol | None = None
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._tail = b""
+        self._framing = RequestFraming()
         self.headers_seen = 0  # ends of request headers received
-        self.requests_done = 0  # requests aiohttp has answered
+        self.requests_done = 0  # requests aiohttp has answered, the response written
+        self._responding_task: asyncio.Task[Any] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -69,8 +77,25 @@ class _Guarded(asyncio.Protocol):
             self._timer = loop.call_later(self._guard.header_timeout_s, self._headers_too_slow)
         self._guard.waiting(self)
 
-    def request_done(self) -> None:
+    def responding(self, task: asyncio.Task[Any] | None) -> None:
+        """A response starts in ``task``: the request is done when the task ends.
+
+        aiohttp runs each request in a task of its own that ends once the response is
+        written (handed to the transport); ``None`` when the response is not made in such
+        a task, and then the request counts as done now.
+        """
+        if self.headers_seen <= self.requests_done:  # a head the framing did not count
+            self.headers_seen = self.requests_done + 1
+            self._headers_came()
+        if task is None:
+            self._request_done()
+        elif task is not self._responding_task:
+            self._responding_task = task
+            task.add_done_callback(self._request_done)
+
+    def _request_done(self, task: object = None) -> None:
         """aiohttp answered one request: with none pending, the next one's headers are due."""
+        self._responding_task = None
         self.requests_done += 1
         if self.requests_done >= self.headers_seen and self.transport is not None \
                 and not self.transport.is_closing():
@@ -79,17 +104,17 @@ class _Guarded(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._inner is None:
             return
-        seen = self._tail + data
-        # "\r\n\r\n" cannot lie inside the 3-byte tail, so nothing is counted twice.
-        ends = seen.count(b"\r\n\r\n") + (seen[-len(data) - 1:]).count(b"\n\n")
-        self._tail = seen[-3:]
+        ends = self._framing.feed(data)
         if ends:
             self.headers_seen += ends
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._guard.headers_done(self)
+            self._headers_came()
         self._inner.data_received(data)
+
+    def _headers_came(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._guard.headers_done(self)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
@@ -128,7 +153,7 @@ class _Guarded(asyncio.Protocol):
 
 class ConnectionGuard:
     """The protocol factory in front of aiohttp's: caps open connections and gives each
-    ``header_timeout_s`` to send its first request's headers."""
+    ``header_timeout_s`` to send every request's headers."""
 
     def __init__(self, server: web.Server, *, limit: int, header_timeout_s: float) -> None:
         self._server = server
@@ -171,10 +196,14 @@ class ConnectionGuard:
     def headers_done(self, conn: _Guarded) -> None:
         self._waiting.pop(conn, None)
 
-    def request_done(self, transport: asyncio.BaseTransport | None) -> None:
+    def responding(self, request: web.BaseRequest) -> None:
+        """``request``'s response starts; called in the task that writes it."""
+        transport = request.transport
         conn = self._by_transport.get(transport) if transport is not None else None
         if conn is not None:
-            conn.request_done()
+            task = asyncio.current_task()
+            # the request's own task, not the connection's (aiohttp's request.task)
+            conn.responding(None if task is request.task else task)
 
     def closed(self, conn: _Guarded) -> None:
         self._open.discard(conn)

@@ -8,11 +8,12 @@ fitted source image to a provider that fetches images by URL.
 The server faces the internet, so it cannot be starved of file descriptors by clients
 that connect and never finish a request (aiohttp itself sets no deadline for request
 headers): at most ``max_connections`` are open at once, each must send every request's
-headers within ``header_timeout_s`` (of connecting, or of the end of its previous
-request on a kept-alive connection) and a callback body within ``BODY_TIMEOUT_S``, and a
-new connection arriving at the cap displaces the oldest one waiting for headers (a new
-one, or a kept-alive one between requests); one in the middle of a request is never
-displaced. At start the process's soft descriptor limit is raised toward the hard limit.
+headers within ``header_timeout_s`` (of connecting, or of the end of the previous
+response on a kept-alive connection) and a callback body within ``BODY_TIMEOUT_S``, and
+a new connection arriving at the cap displaces the oldest one waiting for headers (a new
+one, or a kept-alive one between requests); one in the middle of a request (its body
+being read, its response being written) is never displaced (``bot.web.guard``). At
+start the process's soft descriptor limit is raised toward the hard limit.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 MAX_CALLBACK_BYTES = 64 * 1024
 IMAGE_TTL_S = 6 * 3600
-HEADER_TIMEOUT_S = 10.0  # from connecting to the end of the first request's headers
+HEADER_TIMEOUT_S = 10.0  # for a request's headers, from connecting or the previous response
 BODY_TIMEOUT_S = 10.0  # to send a callback body (64 KiB at most)
-KEEPALIVE_S = 15.0  # an idle keep-alive connection is closed after this
+KEEPALIVE_S = 15.0  # aiohttp's own limit for an idle keep-alive connection
 MAX_CONNECTIONS = 256  # open at once; providers send a handful of callbacks a minute
 
 
@@ -121,8 +122,8 @@ class WebhookServer:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
-        self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES,
-                                   middlewares=[self._count_requests])
+        self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
+        self.app.on_response_prepare.append(self._responding)
         self.app.router.add_post("/callbacks/{provider}/{token}", self._callback)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/images/{name}", self._image)
@@ -131,15 +132,12 @@ class WebhookServer:
     def port(self) -> int:
         return self._port
 
-    @web.middleware
-    async def _count_requests(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Once a request is answered, its connection owes the next request's headers
-        within the deadline (``_Guarded``)."""
-        try:
-            return await handler(request)  # type: ignore[no-any-return]
-        finally:
-            if self.guard is not None:
-                self.guard.request_done(request.transport)
+    async def _responding(self, request: web.Request, response: web.StreamResponse) -> None:
+        """A response starts: its connection is busy until it is written (``ConnectionGuard``).
+        Every response the application makes passes here, those aiohttp makes before any
+        handler or middleware runs (an unknown ``Expect``, 417) included."""
+        if self.guard is not None:
+            self.guard.responding(request)
 
     def callback_url(self, provider: str, token: str) -> str | None:
         if not self.public_base_url:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -179,18 +180,43 @@ async def test_healthz_answers_under_a_descriptor_limit_flooded_by_half_open_con
         await proc.wait()
 
 
-async def _keep_alive_then_trickle(port: int) -> tuple[asyncio.StreamReader,
-                                                        asyncio.StreamWriter]:
-    """One quick request on a kept-alive connection, then the next request's headers a
-    byte at a time (forever, as far as the server knows)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    await writer.drain()
+GET = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+# First requests after which a connection is kept alive, each with bytes that look like
+# the end of a request head but are not one (except the plain GET).
+FIRST_REQUESTS = {
+    "get": (GET, b""),
+    "body-with-blank-lines": (b"POST /callbacks/apixo/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              b"Content-Length: 12\r\n\r\n{\r\n\r\n\"a\": 1}", b""),
+    "chunked-body": (b"POST /callbacks/apixo/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", b""),
+    "empty-lines-between": (GET, b"\r\n\r\n"),
+    "get-with-body": (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\n"
+                      b"\r\n\r\n", b""),
+    # answered by aiohttp (417) before any of the application's own code runs
+    "unknown-expect": (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: x\r\n\r\n", b""),
+}
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    """One response's status line (every answer here has a Content-Length)."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
                       if line.lower().startswith(b"content-length")))
     await asyncio.wait_for(reader.readexactly(length), 5)
-    writer.write(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+    return head.split(b"\r\n")[0]
+
+
+async def _keep_alive_then_trickle(port: int, case: str) -> tuple[asyncio.StreamReader,
+                                                                   asyncio.StreamWriter]:
+    """One quick request on a kept-alive connection, then the next request's headers a
+    byte at a time (forever, as far as the server knows)."""
+    first, between = FIRST_REQUESTS[case]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(first)
+    await writer.drain()
+    status = await _read_response(reader)
+    assert status.startswith(b"HTTP/1.1 ") and b" 400 " not in status
+    writer.write(between + b"GET /healthz HTTP/1.1\r\nX-Slow: ")
     await writer.drain()
     return reader, writer
 
@@ -202,30 +228,113 @@ async def _trickle(writer: asyncio.StreamWriter, seconds: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_every_request_on_a_kept_alive_connection_has_the_header_deadline() -> None:
-    """After one quick request, trickling the next request's headers gets the connection
-    closed after the header deadline (it was held until aiohttp's keep-alive timeout), and
-    meanwhile a new connection at the cap displaces it, so provider callbacks get in."""
+async def _stop_trickling(tricklers: list[asyncio.Task[None]],
+                          conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+                          ) -> None:
+    for task in tricklers:
+        task.cancel()
+    await asyncio.gather(*tricklers, return_exceptions=True)
+    for _, writer in conns:
+        writer.close()
+
+
+@pytest.mark.parametrize("case", FIRST_REQUESTS)
+async def test_a_kept_alive_connection_trickling_its_next_headers_is_closed_at_the_deadline(
+    server: WebhookServer, case: str,
+) -> None:
+    """It was held until aiohttp's keep-alive timeout (15 s), deadline or not."""
+    conn = await _keep_alive_then_trickle(server.port, case)
+    trickler = asyncio.create_task(_trickle(conn[1], 12.0))
+    try:
+        assert await _closed_by_server(conn[0])  # within 10 s: while it still trickles
+        assert server.guard is not None and server.guard.timed_out == 1
+    finally:
+        await _stop_trickling([trickler], [conn])
+
+
+@pytest.mark.parametrize("case", FIRST_REQUESTS)
+async def test_with_every_place_held_by_trickling_connections_a_callback_gets_in(
+    case: str,
+) -> None:
+    """At the cap, a new connection displaces a kept-alive one trickling its next request's
+    headers (the deadline is long here: displacing, not the deadline, makes the room)."""
     srv = WebhookServer("127.0.0.1", 0, on_callback=_no_callback, health=_healthy,
-                        header_timeout_s=1.0, max_connections=2)
+                        header_timeout_s=30.0, max_connections=2)
     await srv.start()
     try:
-        slow = [await _keep_alive_then_trickle(srv.port) for _ in range(2)]
-        tricklers = [asyncio.create_task(_trickle(w, 3.0)) for _, w in slow]
-        await asyncio.sleep(0.3)
-        async with aiohttp.ClientSession() as client, client.post(
-                f"http://127.0.0.1:{srv.port}/callbacks/apixo/token", data=b"{}",
-                timeout=aiohttp.ClientTimeout(total=5)) as resp:
-            assert resp.status == 404  # served (an unknown job), not refused
-        assert srv.guard is not None and srv.guard.displaced >= 1
-        closed = await asyncio.gather(*(_closed_by_server(r) for r, _ in slow))
-        assert all(closed)
-        for task in tricklers:
-            task.cancel()
-        await asyncio.gather(*tricklers, return_exceptions=True)
-        for _, writer in slow:
-            writer.close()
+        slow = [await _keep_alive_then_trickle(srv.port, case) for _ in range(2)]
+        tricklers = [asyncio.create_task(_trickle(w, 5.0)) for _, w in slow]
+        try:
+            await asyncio.sleep(0.3)
+            async with aiohttp.ClientSession() as client, client.post(
+                    f"http://127.0.0.1:{srv.port}/callbacks/apixo/token", data=b"{}",
+                    timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                assert resp.status == 404  # served (an unknown job), not refused
+            assert srv.guard is not None
+            assert (srv.guard.displaced, srv.guard.refused) == (1, 0)
+            assert await _closed_by_server(slow[0][0])  # the oldest one made the room
+        finally:
+            await _stop_trickling(tricklers, slow)
     finally:
+        await srv.stop()
+
+
+async def _connect_with_small_receive_buffer(port: int) -> tuple[asyncio.StreamReader,
+                                                                  asyncio.StreamWriter]:
+    """A client whose socket takes little before the server's writes back up."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.setblocking(False)
+    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)),
+                           5)
+    return await asyncio.open_connection(sock=sock)
+
+
+async def test_a_slow_image_download_is_neither_cut_at_the_deadline_nor_displaced() -> None:
+    """A provider fetching a large image slowly is in the middle of a request until the
+    response is written: no header deadline runs (it was counted from the handler's return,
+    before aiohttp wrote anything) and a new connection at the cap is refused rather than
+    given its place."""
+    srv = WebhookServer("127.0.0.1", 0, on_callback=_no_callback, health=_healthy,
+                        header_timeout_s=HEADER_TIMEOUT_S, max_connections=1)
+    await srv.start()
+    image = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than the sockets buffer
+    await srv.images.put("big.png", image, "image/png", None)
+    reader, writer = await _connect_with_small_receive_buffer(srv.port)
+    try:
+        writer.write(b"GET /images/big.png HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(3 * HEADER_TIMEOUT_S)  # reading nothing meanwhile
+        other, _ = await asyncio.open_connection("127.0.0.1", srv.port)
+        assert await _closed_by_server(other)  # refused: every place is busy
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert await asyncio.wait_for(reader.readexactly(len(image)), 30) == image
+        assert srv.guard is not None
+        assert (srv.guard.timed_out, srv.guard.displaced, srv.guard.refused) == (0, 0, 1)
+    finally:
+        writer.close()
+        await srv.stop()
+
+
+async def test_a_callback_whose_body_is_still_coming_is_not_displaced() -> None:
+    srv = WebhookServer("127.0.0.1", 0, on_callback=_no_callback, health=_healthy,
+                        header_timeout_s=HEADER_TIMEOUT_S, max_connections=1)
+    await srv.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    try:
+        writer.write(b"POST /callbacks/apixo/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Length: 2\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(3 * HEADER_TIMEOUT_S)  # past the header deadline, body unsent
+        other, _ = await asyncio.open_connection("127.0.0.1", srv.port)
+        assert await _closed_by_server(other)  # refused: every place is busy
+        writer.write(b"{}")
+        assert await _read_response(reader) == b"HTTP/1.1 404 Not Found"
+        assert srv.guard is not None
+        assert (srv.guard.timed_out, srv.guard.displaced, srv.guard.refused) == (0, 0, 1)
+    finally:
+        writer.close()
         await srv.stop()
 
 
