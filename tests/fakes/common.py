@@ -88,6 +88,11 @@ class CallbackAttempt:
     status: int | None = None  # HTTP status the receiver answered, None if no answer
     error: str | None = None
 
+    @property
+    def delivered(self) -> bool:
+        """The receiver took it (any 2xx); anything else is retried."""
+        return self.status is not None and 200 <= self.status < 300
+
 
 @dataclass
 class FakeTask:
@@ -154,7 +159,7 @@ class FakeProvider:
         self.outcome = "success"
         self.callback_mode = "normal"  # normal | drop | duplicate | early
         self.callback_duplicates = 3  # copies sent in "duplicate" mode
-        self.callback_attempts = 4  # first try + retries on non-200
+        self.callback_attempts = 4  # first try + retries on non-2xx
         self.callback_retry_delay_s = 0.2
         self.callback_timeout_s = 30.0
         self.early_callback_wait_s = 1.0  # how long the create reply waits for an early callback
@@ -200,6 +205,10 @@ class FakeProvider:
 
     def on_task_finished(self, task: FakeTask) -> None:
         """Called once when a task reaches its outcome (before callbacks)."""
+
+    async def prepare_result(self, task: FakeTask) -> None:
+        """Awaited once when a task reaches its outcome, before ``on_task_finished``: for
+        work a result needs that should not block the loop (measuring the video)."""
 
     def webhook_request(self, task: FakeTask, payload: dict[str, Any],
                         event: str) -> tuple[bytes, dict[str, str]]:
@@ -252,7 +261,7 @@ class FakeProvider:
     # ----- helpers for tests -----------------------------------------------------------
     @property
     def callbacks_delivered(self) -> list[CallbackAttempt]:
-        return [c for c in self.callbacks_sent if c.status == 200]
+        return [c for c in self.callbacks_sent if c.delivered]
 
     def requests_to(self, method: str, path_prefix: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
@@ -339,9 +348,11 @@ class FakeProvider:
     def is_json_request(request: web.Request) -> bool:
         return request.content_type == "application/json"
 
-    async def fetch_image(self, ref: str, *, allow_data_uri: bool = False) -> ImageInfo:
+    async def fetch_image(self, ref: str, *, allow_data_uri: bool = False,
+                          max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
         assert self._session is not None, "emulator not started"
-        return await load_image(self._session, ref, allow_data_uri=allow_data_uri)
+        return await load_image(self._session, ref, allow_data_uri=allow_data_uri,
+                                max_bytes=max_bytes)
 
     # ----- tasks and callbacks -----------------------------------------------------------
     def new_task(self, task_id: str, model: str, body: dict[str, Any], **kw: Any) -> FakeTask:
@@ -373,6 +384,7 @@ class FakeProvider:
         # a loop, not one sleep: tests may move the deadline (finish_now, task.task_s = ...)
         while (remaining := task.created_mono + task.task_s - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(min(remaining, 0.05))
+        await self.prepare_result(task)
         task.finished = True
         self.on_task_finished(task)
         if not task.callback_urls or self.callback_mode == "drop":
@@ -407,7 +419,7 @@ class FakeProvider:
                     await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 rec.error = repr(exc)
-            if rec.status == 200:
+            if rec.delivered:
                 return
             await asyncio.sleep(self.callback_retry_delay_s)
 
