@@ -18,7 +18,6 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -39,6 +38,7 @@ from .media import (
     make_mp4,
     small_dims,
 )
+from .records import CallbackAttempt, FakeTask, RecordedRequest
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -65,67 +65,6 @@ __all__ = [
 SUBMIT, STATUS, OTHER = "submit", "status", "other"
 GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>502</body></html>"
 _CREATED_HERE: ContextVar[bool] = ContextVar("_CREATED_HERE", default=False)  # per request
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any | None
-    query: dict[str, str] = field(default_factory=dict)
-    at: float = field(default_factory=time.monotonic)  # when it arrived
-
-
-@dataclass
-class CallbackAttempt:
-    task_id: str
-    url: str
-    kind: str  # "early" (sent at create time) or "final" (sent at completion)
-    copy: int  # 0, or 1.. for the extra copies of callback_mode="duplicate"
-    attempt: int  # 1-based retry counter
-    payload: dict[str, Any]
-    status: int | None = None  # HTTP status the receiver answered, None if no answer
-    error: str | None = None
-
-    @property
-    def delivered(self) -> bool:
-        """The receiver took it (any 2xx); anything else is retried."""
-        return self.status is not None and 200 <= self.status < 300
-
-
-@dataclass
-class FakeTask:
-    id: str
-    model: str
-    body: dict[str, Any]
-    outcome: str
-    queue_s: float
-    task_s: float
-    duration: int
-    video_size: tuple[int, int]  # (width, height) of the served MP4
-    callback_urls: list[str] = field(default_factory=list)
-    image_info: ImageInfo | None = None
-    prompt: str = ""
-    created_mono: float = field(default_factory=time.monotonic)
-    created_wall: float = field(default_factory=time.time)
-    finished: bool = False  # completion handled (callbacks started)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def phase(self, now: float | None = None) -> str:
-        """'queued', 'processing' or 'done'."""
-        elapsed = (time.monotonic() if now is None else now) - self.created_mono
-        if elapsed >= self.task_s:
-            return "done"
-        return "queued" if elapsed < self.queue_s else "processing"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.phase() == "done" and self.outcome == "success"
-
-    @property
-    def completed_wall(self) -> float:
-        return self.created_wall + self.task_s
 
 
 Impl = Callable[[web.Request, RecordedRequest], Awaitable[web.StreamResponse]]
