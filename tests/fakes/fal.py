@@ -73,6 +73,8 @@ class FakeFal(FakeProvider):
     honour_cancel_running: a running request stops (as cancelled) when cancelled; by
         default it only gets the signal and runs on to its outcome.
     webhook_signing: "valid" | "none" | "wrong" | "stale" | "tampered" (see ``signed``).
+    callback_mode "early": the request is done at once and its webhook comes before the
+        submit reply, then again as usual.
     rotate_key(): a new key and kid (the JWKS lists only it); jwks_fetches counts reads.
     cancels: the request ids a cancel was asked for (known ones).
     Each task keeps the endpoint id (``task.model``), the input as sent (``task.body``) and
@@ -262,6 +264,15 @@ class FakeFal(FakeProvider):
         return web.json_response({"status": "CANCELLATION_REQUESTED"}, status=202)
 
     # ----- webhooks --------------------------------------------------------------------
+    async def accept(self, task: FakeTask) -> None:
+        """``callback_mode="early"``: the request is done at once, so the webhook that beats
+        the submit reply tells the truth (a signed webhook is believed); the usual one
+        follows as a repeat."""
+        if self.callback_mode == "early" and task.callback_urls:
+            task.queue_s = task.task_s = 0.0
+            await self.prepare_result(task)
+        await super().accept(task)
+
     def callback_payload(self, task: FakeTask, outcome: str) -> dict[str, Any]:
         status, payload = self.outcome_of(task)
         doc: dict[str, Any] = {"request_id": task.id, "gateway_request_id": task.id,

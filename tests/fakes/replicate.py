@@ -85,6 +85,8 @@ class FakeReplicate(FakeProvider):
     retention_s: seconds after the end until the data is removed (default 3600).
     send_start_event: also send a "starting" event before the final one, whatever the
         filter (default True); without the filter only the completed event is sent.
+    callback_mode "early": the prediction is done at once and its completed event comes
+        before the create reply (no start event), then again as usual.
     webhook_signing: "valid" | "none" | "wrong" | "stale" | "tampered" (see ``signed``).
     rotate_secret(); secret_fetches counts reads of the secret; cancels lists the ids.
     Each task keeps the model (``task.model``), the whole body (``task.body``: its
@@ -201,8 +203,11 @@ class FakeReplicate(FakeProvider):
             callback_urls=[webhook] if webhook and self._wants(events, "completed") else [],
             extra={"webhook": webhook, "events": events, "frame": size},
         )
+        early = self.callback_mode == "early" and bool(task.callback_urls)
+        if early:  # done at once: the completed event beats the reply, and tells the truth
+            task.queue_s = task.task_s = 0.0
         await self.accept(task)
-        if webhook and (self.send_start_event or (events and "start" in events)):
+        if webhook and not early and (self.send_start_event or (events and "start" in events)):
             starting = self.prediction(task, phase="queued")
             task.extra["start_event"] = self._spawn(
                 self._deliver(task, webhook, starting, "start", 0))
@@ -295,7 +300,7 @@ class FakeReplicate(FakeProvider):
 
     # ----- webhooks --------------------------------------------------------------------
     def callback_payload(self, task: FakeTask, outcome: str) -> dict[str, Any]:
-        return self.prediction(task, phase="done")
+        return self.prediction(task)
 
     async def _deliver(self, task: FakeTask, url: str, payload: dict[str, Any], kind: str,
                        copy: int) -> None:

@@ -516,8 +516,13 @@ async def test_webhooks_are_retried_repeated_dropped_or_early_as_switched(
         _, dropped, _ = await submit(http, fake, VEO_FAST, {"prompt": "p"}, rx.hook_url("drop"))
         await until(lambda: fake.tasks[dropped["request_id"]].finished)
         fake.callback_mode, fake.task_s = "early", 1.0
-        await submit(http, fake, VEO_FAST, {"prompt": "p"}, rx.hook_url("early"))
-        assert [h.name for h in rx.hooks].count("early") == 1  # before the reply came back
+        _, early, _ = await submit(http, fake, VEO_FAST, {"prompt": "p"}, rx.hook_url("early"))
+        first = next(h for h in rx.hooks if h.name == "early")  # before the reply came back
+        news = json.loads(first.raw)  # done at once, so what it says is true
+        assert (news["request_id"], news["status"]) == (early["request_id"], "OK")
+        async with http.get(news["payload"]["video"]["url"]) as resp:
+            assert len(await resp.read()) == news["payload"]["video"]["file_size"]
+        await until(lambda: [h.name for h in rx.hooks].count("early") == 2)  # and as usual
         assert "drop" not in [h.name for h in rx.hooks]
         assert all(verifies(keys, h) for h in rx.hooks)
 

@@ -463,3 +463,24 @@ async def test_the_start_event_comes_first_and_ids_hold_across_retries_and_copie
         await until(lambda: len(rx.hooks) == 3)
         assert len({hook.headers["webhook-id"] for hook in rx.hooks}) == 1
         assert all(read(key, hook)["status"] == "succeeded" for hook in rx.hooks)
+
+
+async def test_dropped_and_early_completed_events(
+    http: aiohttp.ClientSession, rx: Loopback
+) -> None:
+    async with FakeReplicate(queue_s=0.0, task_s=0.05) as fake:
+        key = await secret(http, fake)
+        fake.callback_mode = "drop"  # the completed event is lost; the start event is not
+        _, dropped, _ = await create(http, fake, HAILUO, webhook=rx.hook_url("drop"))
+        await until(lambda: fake.tasks[dropped["id"]].finished)
+        await asyncio.sleep(0.1)
+        assert [read(key, hook)["status"] for hook in rx.hooks] == ["starting"]
+
+        fake.callback_mode, fake.task_s = "early", 1.0
+        _, made, _ = await create(http, fake, HAILUO, webhook=rx.hook_url("early"))
+        first = next(hook for hook in rx.hooks if hook.name == "early")  # before the reply
+        news = read(key, first)
+        assert (news["id"], news["status"]) == (made["id"], "succeeded")
+        async with http.get(news["output"]) as resp:  # done at once: it tells the truth
+            assert resp.status == 200
+        await until(lambda: [hook.name for hook in rx.hooks].count("early") == 2)
