@@ -168,8 +168,8 @@ class FakeReplicate(FakeProvider):
             return self.error("balance")
         body = rec.json
         if not isinstance(body, dict):
-            return self.invalid([invalid_field("invalid_type", "body",
-                                               "the body must be a JSON object")])
+            return self.invalid([{"type": "invalid_type", "field": "body",
+                                  "description": "the body must be a JSON object"}])
         problems = self._envelope(body)
         inp = body.get("input")
         if isinstance(inp, dict):

@@ -347,11 +347,14 @@ async def test_a_bad_envelope_or_image_is_a_422(
 ) -> None:
     async with FakeReplicate() as fake:
         url = f"{fake.base_url}/models/{VEO}/predictions"
-        for body, field in (({"prompt": "p"}, "input"), ({"input": "p"}, "input"),
-                            ({"input": {"prompt": "p"}, "webhook": "nope"}, "webhook"),
-                            ({"input": {"prompt": "p"}, "webhook_events_filter": ["done"]},
-                             "webhook_events_filter"),
-                            ({"input": {"prompt": "p"}, "version": "x"}, "version")):
+        cases: list[tuple[Any, str]] = [
+            (["p"], "body"), ({"prompt": "p"}, "input"), ({"input": "p"}, "input"),
+            ({"input": {"prompt": "p"}, "webhook": "nope"}, "webhook"),
+            ({"input": {"prompt": "p"}, "webhook_events_filter": ["done"]},
+             "webhook_events_filter"),
+            ({"input": {"prompt": "p"}, "version": "x"}, "version"),
+        ]
+        for body, field in cases:
             status, answer, _ = await call(http, "POST", url, json=body, headers=auth(fake))
             assert status == 422 and field in [f["field"] for f in answer["invalid_fields"]]
         for ref in (rx.image_url("junk", b"not an image"), rx.image_url("missing"),
