@@ -4,7 +4,10 @@ images, plus small image and MP4 helpers."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import io
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Self
@@ -78,6 +81,30 @@ async def call(http: aiohttp.ClientSession, method: str, url: str,
         except ValueError:
             body = None
         return resp.status, body, resp.headers
+
+
+async def until(predicate: Any, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "not in time"
+        await asyncio.sleep(0.02)
+
+
+def with_images(rx: Loopback, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with each "@WxH" made an image URL on ``rx`` (a PNG of that size) and each
+    "data@WxH" a data URI of one, inside lists too."""
+    def one(value: Any) -> Any:
+        if isinstance(value, list):
+            return [one(v) for v in value]
+        if isinstance(value, str) and value.startswith(("@", "data@")):
+            kind, size = value.split("@")
+            width, height = map(int, size.split("x"))
+            data = image_bytes(width, height)
+            if kind == "data":
+                return f"data:image/png;base64,{base64.b64encode(data).decode()}"
+            return rx.image_url(size, data)
+        return value
+    return {key: one(value) for key, value in body.items()}
 
 
 def image_bytes(width: int, height: int, fmt: str = "PNG", **save: Any) -> bytes:
