@@ -18,7 +18,6 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -39,6 +38,7 @@ from .media import (
     make_mp4,
     small_dims,
 )
+from .records import CallbackAttempt, FakeTask, RecordedRequest
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -65,62 +65,6 @@ __all__ = [
 SUBMIT, STATUS, OTHER = "submit", "status", "other"
 GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>502</body></html>"
 _CREATED_HERE: ContextVar[bool] = ContextVar("_CREATED_HERE", default=False)  # per request
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any | None
-    query: dict[str, str] = field(default_factory=dict)
-    at: float = field(default_factory=time.monotonic)  # when it arrived
-
-
-@dataclass
-class CallbackAttempt:
-    task_id: str
-    url: str
-    kind: str  # "early" (sent at create time) or "final" (sent at completion)
-    copy: int  # 0, or 1.. for the extra copies of callback_mode="duplicate"
-    attempt: int  # 1-based retry counter
-    payload: dict[str, Any]
-    status: int | None = None  # HTTP status the receiver answered, None if no answer
-    error: str | None = None
-
-
-@dataclass
-class FakeTask:
-    id: str
-    model: str
-    body: dict[str, Any]
-    outcome: str
-    queue_s: float
-    task_s: float
-    duration: int
-    video_size: tuple[int, int]  # (width, height) of the served MP4
-    callback_urls: list[str] = field(default_factory=list)
-    image_info: ImageInfo | None = None
-    prompt: str = ""
-    created_mono: float = field(default_factory=time.monotonic)
-    created_wall: float = field(default_factory=time.time)
-    finished: bool = False  # completion handled (callbacks started)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def phase(self, now: float | None = None) -> str:
-        """'queued', 'processing' or 'done'."""
-        elapsed = (time.monotonic() if now is None else now) - self.created_mono
-        if elapsed >= self.task_s:
-            return "done"
-        return "queued" if elapsed < self.queue_s else "processing"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.phase() == "done" and self.outcome == "success"
-
-    @property
-    def completed_wall(self) -> float:
-        return self.created_wall + self.task_s
 
 
 Impl = Callable[[web.Request, RecordedRequest], Awaitable[web.StreamResponse]]
@@ -154,7 +98,7 @@ class FakeProvider:
         self.outcome = "success"
         self.callback_mode = "normal"  # normal | drop | duplicate | early
         self.callback_duplicates = 3  # copies sent in "duplicate" mode
-        self.callback_attempts = 4  # first try + retries on non-200
+        self.callback_attempts = 4  # first try + retries on non-2xx
         self.callback_retry_delay_s = 0.2
         self.callback_timeout_s = 30.0
         self.early_callback_wait_s = 1.0  # how long the create reply waits for an early callback
@@ -200,6 +144,10 @@ class FakeProvider:
 
     def on_task_finished(self, task: FakeTask) -> None:
         """Called once when a task reaches its outcome (before callbacks)."""
+
+    async def prepare_result(self, task: FakeTask) -> None:
+        """Awaited once when a task reaches its outcome, before ``on_task_finished``: for
+        work a result needs that should not block the loop (measuring the video)."""
 
     def webhook_request(self, task: FakeTask, payload: dict[str, Any],
                         event: str) -> tuple[bytes, dict[str, str]]:
@@ -252,7 +200,7 @@ class FakeProvider:
     # ----- helpers for tests -----------------------------------------------------------
     @property
     def callbacks_delivered(self) -> list[CallbackAttempt]:
-        return [c for c in self.callbacks_sent if c.status == 200]
+        return [c for c in self.callbacks_sent if c.delivered]
 
     def requests_to(self, method: str, path_prefix: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
@@ -339,9 +287,11 @@ class FakeProvider:
     def is_json_request(request: web.Request) -> bool:
         return request.content_type == "application/json"
 
-    async def fetch_image(self, ref: str, *, allow_data_uri: bool = False) -> ImageInfo:
+    async def fetch_image(self, ref: str, *, allow_data_uri: bool = False,
+                          max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
         assert self._session is not None, "emulator not started"
-        return await load_image(self._session, ref, allow_data_uri=allow_data_uri)
+        return await load_image(self._session, ref, allow_data_uri=allow_data_uri,
+                                max_bytes=max_bytes)
 
     # ----- tasks and callbacks -----------------------------------------------------------
     def new_task(self, task_id: str, model: str, body: dict[str, Any], **kw: Any) -> FakeTask:
@@ -373,6 +323,7 @@ class FakeProvider:
         # a loop, not one sleep: tests may move the deadline (finish_now, task.task_s = ...)
         while (remaining := task.created_mono + task.task_s - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(min(remaining, 0.05))
+        await self.prepare_result(task)
         task.finished = True
         self.on_task_finished(task)
         if not task.callback_urls or self.callback_mode == "drop":
@@ -407,7 +358,7 @@ class FakeProvider:
                     await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 rec.error = repr(exc)
-            if rec.status == 200:
+            if rec.delivered:
                 return
             await asyncio.sleep(self.callback_retry_delay_s)
 

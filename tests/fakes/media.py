@@ -90,9 +90,14 @@ class ImageProblem(Exception):
         self.reason = reason
 
 
-def decode_image(data: bytes) -> ImageInfo:
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ImageProblem("too_large", f"image is {len(data)} bytes; the limit is 10 MB")
+def _megabytes(limit: int) -> str:
+    return f"{limit / (1024 * 1024):g} MB"
+
+
+def decode_image(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
+    if len(data) > max_bytes:
+        raise ImageProblem("too_large",
+                           f"image is {len(data)} bytes; the limit is {_megabytes(max_bytes)}")
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt, (width, height) = img.format or "", img.size
@@ -105,10 +110,11 @@ def decode_image(data: bytes) -> ImageInfo:
 
 
 async def load_image(
-    session: aiohttp.ClientSession, ref: str, *, allow_data_uri: bool = False
+    session: aiohttp.ClientSession, ref: str, *, allow_data_uri: bool = False,
+    max_bytes: int = MAX_IMAGE_BYTES,
 ) -> ImageInfo:
     """Fetch a loopback http(s) image URL (or decode a data:image/...;base64 URI) and check
-    it with Pillow. Raises ImageProblem."""
+    it with Pillow; at most ``max_bytes``. Raises ImageProblem."""
     if not isinstance(ref, str):
         raise ImageProblem("bad_url", "image reference must be a string")
     if ref.startswith("data:"):
@@ -121,7 +127,7 @@ async def load_image(
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             raise ImageProblem("undecodable", "data URI is not valid base64") from None
-        return decode_image(data)
+        return decode_image(data, max_bytes)
     if not is_http_url(ref):
         raise ImageProblem("bad_url", "image must be an http(s) URL")
     if not is_loopback_url(ref):
@@ -134,11 +140,12 @@ async def load_image(
             async for chunk in resp.content.iter_chunked(1 << 16):
                 chunks.append(chunk)
                 total += len(chunk)
-                if total > MAX_IMAGE_BYTES:
-                    raise ImageProblem("too_large", "image is larger than 10 MB")
+                if total > max_bytes:
+                    raise ImageProblem("too_large",
+                                       f"image is larger than {_megabytes(max_bytes)}")
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ImageProblem("unreachable", f"cannot fetch image: {exc!r}") from None
-    return decode_image(b"".join(chunks))
+    return decode_image(b"".join(chunks), max_bytes)
 
 
 def write_noise_video(

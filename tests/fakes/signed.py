@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import time
@@ -26,8 +27,22 @@ def _stamp(mode: str) -> int:
 
 
 def _tamper(body: bytes, mode: str) -> bytes:
+    """One byte changed, from the end, where the JSON still parses: only the signature can
+    tell (a digit of a number, or a letter inside a string)."""
     if mode != "tampered" or not body:
         return body
+    for at in range(len(body) - 1, -1, -1):
+        byte = body[at:at + 1]
+        if not byte.isalnum():
+            continue
+        swapped = (b"8" if byte == b"9" else bytes([byte[0] + 1])) if byte.isdigit() else \
+            (b"y" if byte == b"z" else b"Y" if byte == b"Z" else bytes([byte[0] + 1]))
+        changed = body[:at] + swapped + body[at + 1:]
+        try:
+            json.loads(changed)
+        except ValueError:
+            continue
+        return changed
     return body[:-1] + (b" " if body[-1:] != b" " else b"\n")
 
 
