@@ -19,7 +19,7 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot import backpressure, heartbeat
+from bot import backpressure, keepalive
 from bot.backpressure import InteractionGate
 from bot.catalog import retired_notice
 from bot.config import Settings
@@ -94,7 +94,7 @@ class VideoBot(commands.AutoShardedBot):
         # answer them with: the rest of a burst waits in the socket (bot/backpressure.py).
         self.interaction_gate = InteractionGate(DISCORD_CONNECTIONS)
         backpressure.install()
-        heartbeat.install()
+        keepalive.install()  # heartbeat latency timed from the send (bot/keepalive.py)
         self._received: dict[int, float] = {}  # interaction id -> when it arrived here
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
