@@ -41,7 +41,8 @@ MEMBERS = 10
 QUOTA = QuotaSettings(seconds=1000, period="day", member_seconds=100,
                       spend_micros=72_000_000, member_spend_micros=7_200_000)
 SQLITE_TARGET = 5000.0
-POSTGRES_TARGET = 1500.0  # see the README: 2,000/s did not hold on an idle 2-core machine, before or after spend caps
+# 2,000/s did not hold on an idle 2-core machine, before or after spend caps (README).
+POSTGRES_TARGET = 1500.0
 
 
 def new_job(index: int) -> NewJob:
