@@ -78,7 +78,8 @@ def _is_content_refusal(body: Any) -> bool:
 
 
 def _mentions_image(body: Any) -> bool:
-    return any("image" in "/".join(map(str, item.get("loc") or ())) for item in _items(body))
+    return any(word in "/".join(map(str, item.get("loc") or ()))
+               for item in _items(body) for word in ("image", "frame"))
 
 
 def outcome(task_id: str, status: int, body: Any) -> TaskStatus:
@@ -162,9 +163,10 @@ class FalProvider(HttpAdapter):
         found = body.get("status_url")
         try:
             url = yarl.URL(str(found)) if isinstance(found, str) else None
-        except ValueError:
-            url = None
-        if url is None or url.origin() != base.origin():
+            elsewhere = url is None or url.origin() != base.origin()
+        except ValueError:  # not a URL, or not an absolute one
+            url, elsewhere = None, True
+        if url is None or elsewhere:
             if found is not None:
                 log.warning("fal: the status URL of request %s is not on FAL_BASE_URL's host;"
                             " using the documented path instead", request_id)

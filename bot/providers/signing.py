@@ -149,9 +149,11 @@ async def _get_json(session: aiohttp.ClientSession, url: str, what: str, *,
                                timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)) as resp:
             if resp.status != 200:
                 return resp.status, None
-            raw = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
-            if len(raw) > MAX_DOCUMENT_BYTES:
-                raise ValueError("too large")
+            raw = b""  # read(n) gives what has arrived so far: read to the end, capped
+            while chunk := await resp.content.read(MAX_DOCUMENT_BYTES + 1 - len(raw)):
+                raw += chunk
+                if len(raw) > MAX_DOCUMENT_BYTES:
+                    raise ValueError("too large")
             return resp.status, json.loads(raw)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         log.warning("could not fetch %s (%s)", what, type(exc).__name__)

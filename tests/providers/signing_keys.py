@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import secrets
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ class KeyServer:
         self.jwks_status = self.secret_status = 200
         self.jwks_text: str | None = None  # served instead of the document when set
         self.delay = 0.0
+        self.pieces = 1  # the documents are written in this many pieces, 50 ms apart
         self.jwks_fetches = self.secret_fetches = 0
         self.jwks_auth: list[str | None] = []
         self.bearer: list[str | None] = []
@@ -85,7 +87,7 @@ class KeyServer:
         if self.jwks_status != 200:
             return web.json_response({"detail": "down"}, status=self.jwks_status)
         if self.jwks_text is not None:
-            return web.Response(text=self.jwks_text, content_type="application/json")
+            return await self.send(request, self.jwks_text.encode())
         keys: list[dict[str, str]] = [
             {"kty": "RSA", "n": "x", "e": "AQAB", "kid": "rsa"},
             {"kty": "OKP", "crv": "X25519", "x": raw_x(X25519PrivateKey.generate().public_key()),
@@ -94,7 +96,7 @@ class KeyServer:
         ]  # all passed over
         keys += [{"kty": "OKP", "crv": "Ed25519", "x": raw_x(key.public_key()), "kid": kid,
                   "use": "sig"} for kid, key in self.fal_keys]
-        return web.json_response({"keys": keys})
+        return await self.send(request, json.dumps({"keys": keys}).encode())
 
     async def replicate_secret(self, request: web.Request) -> web.Response:
         self.secret_fetches += 1
@@ -102,7 +104,21 @@ class KeyServer:
         await asyncio.sleep(self.delay)
         if self.secret_status != 200:
             return web.json_response({"detail": "no"}, status=self.secret_status)
-        return web.json_response({"key": self.secret})
+        return await self.send(request, json.dumps({"key": self.secret}).encode())
+
+    async def send(self, request: web.Request, document: bytes) -> web.StreamResponse:
+        """A 200 with the document, in ``pieces`` writes (chunked) with a pause between."""
+        if self.pieces == 1:
+            return web.Response(body=document, content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        size = -(-len(document) // self.pieces)
+        for start in range(0, len(document), size):
+            await response.write(document[start:start + size])
+            await asyncio.sleep(0.05)
+        await response.write_eof()
+        return response
 
     def fal_headers(self, body: bytes = BODY, *, stamp: float = NOW, key: Any = None,
                     request_id: str = "req-1") -> dict[str, str]:

@@ -16,6 +16,7 @@ from bot.catalog import Orientation, Shape, get_model, models_for
 from bot.providers.base import CancelOutcome, GenerationRequest, SourceImage, TaskState
 from bot.providers.errors import (
     AuthenticationFailed,
+    ImageRejected,
     InsufficientBalance,
     InvalidRequest,
     RateLimited,
@@ -26,7 +27,7 @@ from bot.providers.replicate import ReplicateProvider
 from tests.fakes.fal import FakeFal
 from tests.fakes.replicate import FakeReplicate
 from tests.providers.emulator_support import FAST
-from tests.providers.helpers import ScriptServer, image_bytes, wait_finished
+from tests.providers.helpers import ScriptServer, Step, image_bytes, wait_finished
 
 pytestmark = pytest.mark.timeout(60)
 FAL_IDS = [m.id for m in models_for("fal")]
@@ -132,6 +133,38 @@ async def test_fal_errors(fal: FakeFal, session: aiohttp.ClientSession) -> None:
     bad = spec.model_copy(update={"input_extra": {"resolution": "8k"}})
     with pytest.raises(InvalidRequest):
         await fal_adapter(fal, session).submit(bad, request)
+
+
+@pytest.mark.parametrize("status_url", [
+    "/fal-ai/veo3.1/requests/abc/status",  # no scheme or host
+    "queue.fal.run/fal-ai/veo3.1/requests/abc/status",  # no scheme
+    "http://[::1/broken",  # not a URL at all
+])
+async def test_fal_status_url_that_is_not_absolute_falls_back_to_the_documented_path(
+    server: ScriptServer, session: aiohttp.ClientSession, status_url: str
+) -> None:
+    """fal took the request: an odd status URL never turns that into an error (the task
+    would be lost while fal makes, and charges for, the video)."""
+    server.then(Step(200, {"request_id": "abc", "status_url": status_url}))
+    adapter = FalProvider(session, server.url, "k", jwks_url=f"{server.url}/jwks",
+                          retry=FAST, submit_retry=FAST)
+    spec = get_model("fal", "veo-3-1-fast")
+    task = await adapter.submit(spec, GenerationRequest(prompt="p", duration=8))
+    assert task == "fal-ai/veo3.1/requests/abc"
+    assert server.count("POST") == 1
+
+
+@pytest.mark.parametrize("field", ["image_url", "first_frame_url", "last_frame_url"])
+async def test_fal_an_image_field_refused_is_an_image_problem(
+    server: ScriptServer, session: aiohttp.ClientSession, field: str
+) -> None:
+    server.then(Step(422, {"detail": [{"loc": ["body", field], "msg": "could not read it",
+                                       "type": "value_error"}]}))
+    adapter = FalProvider(session, server.url, "k", jwks_url=f"{server.url}/jwks",
+                          retry=FAST, submit_retry=FAST)
+    with pytest.raises(ImageRejected):
+        await adapter.submit(get_model("fal", "veo-3-1-fast"),
+                             GenerationRequest(prompt="p", duration=8))
 
 
 async def test_fal_content_refusal_and_failure_are_read_from_the_result(

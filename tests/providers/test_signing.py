@@ -340,3 +340,26 @@ async def test_replicate_without_a_secret_is_unverifiable(
     verifier = replicate(keys, session, Clock())
     await refused(keys, verifier.verify(keys.replicate_headers(secret=new_secret()), BODY),
                   WebhookUnverifiable)
+
+
+# Both documents
+
+
+@pytest.mark.parametrize("pieces", [2, 7])
+async def test_documents_that_arrive_in_pieces_are_read_whole(
+    keys: KeyServer, session: aiohttp.ClientSession, pieces: int
+) -> None:
+    keys.pieces = pieces
+    assert await fal(keys, session, Clock()).verify(keys.fal_headers(), BODY) == "req-1"
+    assert await replicate(keys, session, Clock()).verify(
+        keys.replicate_headers(), BODY) == "msg_1"
+    assert keys.jwks_fetches == 1 and keys.secret_fetches == 1
+
+
+async def test_a_document_over_the_size_cap_is_unverifiable(
+    keys: KeyServer, session: aiohttp.ClientSession
+) -> None:
+    keys.pieces = 4
+    keys.jwks_text = '{"keys": [], "pad": "' + "x" * (64 * 1024) + '"}'
+    await refused(keys, fal(keys, session, Clock()).verify(keys.fal_headers(), BODY),
+                  WebhookUnverifiable)
