@@ -157,7 +157,8 @@ class JobCore:
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         """Fail and refund, exactly once; tell the member."""
-        if await self._store.fail_job(job.id, code, message):
+        if await self._persist(job.id, "record the refund",
+                               lambda: self._store.fail_job(job.id, code, message)):
             await self._slot_freed(job)
             log.info("job %s failed (%s); %d s refunded", job.id, code, job.seconds)
             self._drop_image(job)

@@ -93,6 +93,11 @@ async def _reachable(description: str) -> AsyncIterator[None]:
         if isinstance(exc, Exception) and away(exc):
             raise DatabaseUnavailable(f"{description} is not answering "
                                       f"({type(exc).__name__})") from None
+        if isinstance(exc, asyncpg.exceptions.InsufficientResourcesError):  # disk full
+            raise DatabaseUnavailable(f"{description} has no room ({type(exc).__name__})",
+                                      full=True) from None
+        if isinstance(exc, asyncpg.exceptions.ReadOnlySQLTransactionError):  # a standby
+            raise DatabaseUnavailable(f"{description} is read-only for now") from None
         raise
 
 

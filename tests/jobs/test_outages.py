@@ -109,3 +109,22 @@ async def test_a_job_held_with_no_task_is_resumed_by_its_own_process(tmp_path: P
         assert (await h.store.job(job.id)).owner == service.owner  # type: ignore[union-attr]
         service._spawn = real_spawn  # type: ignore[method-assign]
         await delivered_once(h, job.id, within=15)
+
+
+@pytest.mark.parametrize("callbacks", [False, True])
+async def test_a_refund_after_a_refused_create_waits_out_the_outage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, callbacks: bool
+) -> None:
+    """The provider refused the create outright; the refund's write meets the database
+    away once. The refund is written when it answers: the member hears why at once, not
+    "the provider may have the request" after the job's deadline."""
+    outage = Outage(monkeypatch)
+    async with FakeApixo() as fake, harness(
+            tmp_path, provider="apixo", base_url=fake.api_base, api_key=fake.api_key,
+            callbacks=callbacks, job_timeout_s=20) as h:
+        outage.arm(at="UPDATE jobs SET state = ?, charge = ?", times=1)  # fail_job, once
+        job = await h.request(prompt="a forbidden-topic fox")
+        ended = await h.wait_state(job.id, "failed", "delivered", within=15)
+        assert outage.failed == 1 and fake.submits_accepted == 0
+        assert ended.error_code != "submit_uncertain", ended.error_message
+        assert ended.charge.value == "refunded"

@@ -269,3 +269,26 @@ async def test_a_batch_isolates_each_reservation_and_holds_each_guild_lock_once(
         assert await table_count(store, "jobs") == 2  # "d" was not written either
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(("raised", "full"), [
+    ("DiskFullError", True), ("OutOfMemoryError", True),
+    ("ReadOnlySQLTransactionError", False),
+])
+async def test_a_server_that_cannot_write_for_now_is_unavailable_not_a_fault(
+    raised: str, full: bool
+) -> None:
+    """No room, or a standby after a failover: nothing was written, and the work waits
+    for the database instead of failing (and refunding) a job."""
+    import asyncpg
+
+    from bot.store import DatabaseUnavailable
+    from bot.store.postgres import _reachable
+
+    with pytest.raises(DatabaseUnavailable) as info:
+        async with _reachable("the database"):
+            raise getattr(asyncpg.exceptions, raised)("no space left on device")
+    assert info.value.full is full
+    with pytest.raises(asyncpg.exceptions.UniqueViolationError):  # a fault of the SQL
+        async with _reachable("the database"):
+            raise asyncpg.exceptions.UniqueViolationError("duplicate key")
