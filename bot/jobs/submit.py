@@ -85,7 +85,7 @@ class SubmitSteps(JobCore):
                 return None
             # The provider has the task (and may charge for it): recording its id is
             # retried until the database takes it, never turned into a refund.
-            await self._persist(job.id, "record the provider's task",
+            await self._persist(job.id, f"record the provider's task {task_id}",
                                 lambda: self._store.mark_submitted(job.id, task_id))
         return await self._store.job(job.id)
 
